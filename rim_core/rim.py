@@ -1,0 +1,200 @@
+"""``RIM``: multi-layer, optionally bidirectional RIMs over a sequence; a drop-in for ``nn.LSTM``."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rim_core.rim_cell import ProjectedInput, RIMCell, State
+
+
+class RIM(nn.Module):
+    r"""Recurrent Independent Mechanisms over a sequence, with ``nn.LSTM``'s interface.
+
+    Each layer and direction is a :class:`RIMCell`. The output of a layer at step t is the
+    concatenation of all units' hidden states (``num_units * hidden_size`` features per
+    direction), which is what the next layer reads.
+
+    Args:
+        input_size: features of the input.
+        hidden_size: features of each unit's state (H).
+        num_units: units per layer (N).
+        k: active units per step.
+        rnn_cell: ``"LSTM"`` or ``"GRU"``.
+        num_layers: stacked RIM layers (``n_layers`` is accepted as an alias).
+        bidirectional: also run a reverse-time RIM per layer.
+        batch_first: input and output are ``(B, T, *)`` instead of ``(T, B, *)``.
+        dropout: dropout on each layer's output except the last, as in ``nn.LSTM``.
+        **cell_kwargs: every other :class:`RIMCell` argument (attention sizes, heads,
+            dropouts), plus ``device`` and ``dtype``.
+
+    Call ``out, hx = rim(x, hx)`` or ``out, hx, masks = rim(x, hx, return_masks=True)``.
+    With D = 2 if bidirectional else 1 and S = num_units * hidden_size:
+
+    Shape:
+        - x: ``(T, B, input_size)`` (``(B, T, input_size)`` if batch_first), or
+          unbatched ``(T, input_size)``.
+        - hx: LSTM ``(h_0, c_0)``, GRU ``h_0``; each ``(num_layers * D, B, S)``, zeros
+          if omitted (unbatched: ``(num_layers * D, S)``).
+        - out: ``(T, B, D * S)`` (``(B, T, D * S)`` if batch_first): the last layer's
+          hidden state at every step.
+        - hx (returned): ``(h_n, c_n)`` or ``h_n``, each ``(num_layers * D, B, S)``.
+        - masks: ``(T, B, num_layers * D, num_units)`` bool (batch_first:
+          ``(B, T, ...)``): which units were active at each step, in the same
+          layer/direction order as ``h_n``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_units: int,
+        k: int,
+        rnn_cell: str = "LSTM",
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        *,
+        n_layers: int | None = None,
+        **cell_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if n_layers is not None:
+            if num_layers not in (1, n_layers):
+                raise ValueError(f"RIM: n_layers={n_layers} is an alias of num_layers={num_layers}; "
+                                 "give only one")
+            num_layers = n_layers
+        if num_layers < 1:
+            raise ValueError(f"RIM: num_layers must be >= 1, got {num_layers}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"RIM: dropout must be in [0, 1), got {dropout}")
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_units = num_units
+        self.k = k
+        self.rnn_cell = rnn_cell
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.batch_first = batch_first
+        self.dropout = dropout
+        self.num_directions = 2 if bidirectional else 1
+        self.state_size = num_units * hidden_size
+        self.cells = nn.ModuleList(
+            RIMCell(input_size if layer == 0 else self.num_directions * self.state_size,
+                    hidden_size, num_units, k, rnn_cell, **cell_kwargs)
+            for layer in range(num_layers)
+            for _ in range(self.num_directions)
+        )
+
+    def extra_repr(self) -> str:
+        return (f"{self.input_size}, {self.hidden_size}, num_units={self.num_units}, k={self.k}, "
+                f"rnn_cell={self.rnn_cell!r}, num_layers={self.num_layers}, "
+                f"bidirectional={self.bidirectional}, batch_first={self.batch_first}")
+
+    def compile_step(self, **compile_kwargs: Any) -> RIM:
+        """Compile every cell's :meth:`RIMCell.step` with ``torch.compile`` (returns self).
+
+        The step is compiled, not the whole sequence, so compile time does not grow with
+        the sequence length. See the README's speed section for when this pays off.
+        """
+        for cell in self.cells:
+            cell.compile_step(**compile_kwargs)
+        return self
+
+    def forward(self, x: Tensor, hx: State | None = None, return_masks: bool = False):
+        is_lstm = self.rnn_cell == "LSTM"
+        batched = x.dim() == 3
+        if x.dim() not in (2, 3) or x.size(-1) != self.input_size:
+            raise ValueError(f"RIM: input must be (seq_len, batch, {self.input_size}) "
+                             f"({'batch, seq_len' if self.batch_first else 'seq_len, batch'} order), "
+                             f"or unbatched (seq_len, {self.input_size}); got {tuple(x.shape)}")
+        if not batched:
+            x = x.unsqueeze(1)
+            if hx is not None:
+                hx = _map(hx, lambda s: s.unsqueeze(1))
+        elif self.batch_first:
+            x = x.transpose(0, 1)
+        seq_len, batch = x.shape[:2]
+        if seq_len == 0:
+            raise ValueError("RIM: the input sequence is empty (seq_len == 0)")
+        if hx is not None:
+            self._check_state(hx, batch)
+
+        layer_input = x
+        last_states: list[State] = []
+        masks: list[Tensor] = []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self.num_directions):
+                index = layer * self.num_directions + direction
+                cell: RIMCell = self.cells[index]
+                if hx is None:
+                    state = cell.initial_state(batch, x)
+                else:  # (L*D, B, N*H) -> this cell's group-major (N, B, H)
+                    state = _map(hx, partial(_unit_major, index=index, num_units=self.num_units))
+                out, state, mask = self._run_direction(cell, layer_input, state, reverse=direction == 1)
+                outputs.append(out)
+                last_states.append(state)
+                masks.append(mask)
+            layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
+            if self.dropout > 0 and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout, self.training)
+
+        def stack(parts: list[Tensor]) -> Tensor:  # [(N, B, H)] -> (L*D, B, N*H)
+            return torch.stack([p.transpose(0, 1).reshape(batch, -1) for p in parts])
+
+        h_n = stack([s[0] if is_lstm else s for s in last_states])
+        state_out: State = (h_n, stack([s[1] for s in last_states])) if is_lstm else h_n
+        output = layer_input
+        all_masks = torch.stack(masks, dim=2)  # (T, B, L*D, N)
+        if not batched:
+            output, all_masks = output.squeeze(1), all_masks.squeeze(1)
+            state_out = _map(state_out, lambda s: s.squeeze(1))
+        elif self.batch_first:
+            output, all_masks = output.transpose(0, 1), all_masks.transpose(0, 1)
+        return (output, state_out, all_masks) if return_masks else (output, state_out)
+
+    @staticmethod
+    def _run_direction(cell: RIMCell, x: Tensor, state: State, reverse: bool):
+        """Run one cell over ``x`` (T, B, in); returns out (T, B, N*H), last state, masks (T, B, N)."""
+        seq_len, batch = x.shape[:2]
+        projected = cell.project_input(x.reshape(seq_len * batch, -1))
+        # unbind, not indexing: its backward writes all steps' gradients in one stack,
+        # where indexing would add a full-size zero tensor per step.
+        keys = projected.keys.view(seq_len, batch, *projected.keys.shape[1:]).unbind(0)
+        gates = projected.gates.view(-1, seq_len, batch, *projected.gates.shape[2:]).unbind(1)
+        hs, masks = [None] * seq_len, [None] * seq_len
+        steps = range(seq_len - 1, -1, -1) if reverse else range(seq_len)
+        for t in steps:
+            state, masks[t] = cell.step(ProjectedInput(keys[t], gates[t]), state)
+            hs[t] = state[0] if cell.is_lstm else state
+        out = torch.stack(hs).transpose(1, 2).reshape(seq_len, batch, -1)  # (T, N, B, H) -> (T, B, N*H)
+        return out, state, torch.stack(masks).transpose(1, 2)
+
+    def _check_state(self, hx: State, batch: int) -> None:
+        want = (self.num_layers * self.num_directions, batch, self.state_size)
+        if self.rnn_cell == "LSTM":
+            if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+                raise ValueError("RIM(rnn_cell='LSTM'): hx must be a tuple (h_0, c_0)")
+            states = hx
+        else:
+            if not isinstance(hx, Tensor):
+                raise ValueError("RIM(rnn_cell='GRU'): hx must be a single tensor h_0")
+            states = (hx,)
+        for s in states:
+            if tuple(s.shape) != want:
+                raise ValueError(f"RIM: state must have shape {want} (num_layers * num_directions, "
+                                 f"batch, num_units * hidden_size), got {tuple(s.shape)}")
+
+
+def _map(state: State, fn) -> State:
+    return tuple(fn(s) for s in state) if isinstance(state, (tuple, list)) else fn(state)
+
+
+def _unit_major(state: Tensor, index: int, num_units: int) -> Tensor:
+    return state[index].view(state.size(1), num_units, -1).transpose(0, 1)

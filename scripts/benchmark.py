@@ -1,0 +1,182 @@
+"""Speed of RIM against PyTorch's own recurrent layers (forward + backward of one training step).
+
+1. ``RIM(64, 100, num_units=6, k=4)`` (LSTM and GRU cells, all defaults) against
+   ``nn.LSTM(64, 600)`` / ``nn.GRU(64, 600)`` on x of shape (T=196, B=64, 64), the shape
+   of a 14x14 sequential-MNIST batch. Optionally also with ``torch.compile`` of the step.
+2. Time per step of the grouped cell (``GroupLSTMCell``) as the number of units grows,
+   against a Python loop over one ``nn.LSTMCell`` per unit.
+
+Every figure is the median of ``--repeats`` timed runs after warm-up. Prints a table,
+writes ``<out>.json`` and a plot ``<out>.png``.
+
+    python scripts/benchmark.py                 # full benchmark, CPU (and CUDA if present)
+    python scripts/benchmark.py --quick         # a smaller, faster run
+    python scripts/benchmark.py --compile       # also time the torch.compile'd RIM step
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rim_core import RIM, GroupLSTMCell
+
+
+def median_time(fn, device: torch.device, repeats: int, warmup: int = 2) -> float:
+    """Median wall time of ``fn()`` in seconds; synchronises only around each timed call."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def train_step(model: nn.Module, x: torch.Tensor):
+    def step():
+        model.zero_grad(set_to_none=True)
+        model(x)[0].sum().backward()
+    return step
+
+
+def compare_layers(device: torch.device, seq_len: int, batch: int, repeats: int,
+                   compile_step: bool) -> list[dict]:
+    rows = []
+    x = torch.randn(seq_len, batch, 64, device=device)
+    for cell, torch_cls in (("LSTM", nn.LSTM), ("GRU", nn.GRU)):
+        torch.manual_seed(0)
+        baseline = torch_cls(64, 600).to(device)
+        rim = RIM(64, 100, num_units=6, k=4, rnn_cell=cell).to(device)
+        t_base = median_time(train_step(baseline, x), device, repeats)
+        t_rim = median_time(train_step(rim, x), device, repeats)
+        rows.append(dict(device=device.type, cell=cell, baseline=f"nn.{cell}(64, 600)",
+                         baseline_s=t_base, rim_s=t_rim, ratio=t_rim / t_base, compiled=False))
+        if compile_step:
+            rim.compile_step()
+            t_comp = median_time(train_step(rim, x), device, repeats, warmup=3)
+            rows.append(dict(device=device.type, cell=cell, baseline=f"nn.{cell}(64, 600)",
+                             baseline_s=t_base, rim_s=t_comp, ratio=t_comp / t_base, compiled=True))
+    return rows
+
+
+def grouped_step(cell: GroupLSTMCell, x, h, c) -> None:
+    cell.zero_grad(set_to_none=True)
+    out_h, out_c = cell(x, (h, c))
+    (out_h.sum() + out_c.sum()).backward()
+
+
+def looped_step(cells: nn.ModuleList, x, h, c) -> None:
+    cells.zero_grad(set_to_none=True)
+    total = 0
+    for i, cell in enumerate(cells):
+        out_h, out_c = cell(x[:, i], (h[:, i], c[:, i]))
+        total = total + out_h.sum() + out_c.sum()
+    total.backward()
+
+
+def scale_units(device: torch.device, batch: int, repeats: int, units: list[int]) -> list[dict]:
+    rows = []
+    hidden = 100
+    for n in units:
+        torch.manual_seed(0)
+        grouped = GroupLSTMCell(hidden, hidden, n).to(device)
+        loop = nn.ModuleList(nn.LSTMCell(hidden, hidden) for _ in range(n)).to(device)
+        tensors = [torch.randn(batch, n, hidden, device=device) for _ in range(3)]  # x, h, c
+        t_group = median_time(partial(grouped_step, grouped, *tensors), device, repeats)
+        t_loop = median_time(partial(looped_step, loop, *tensors), device, repeats)
+        rows.append(dict(device=device.type, num_units=n, grouped_ms=t_group * 1e3,
+                         loop_ms=t_loop * 1e3, speedup=t_loop / t_group))
+    return rows
+
+
+def plot(layer_rows: list[dict], unit_rows: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    labels = [f"{r['device']} {r['cell']}{' compiled' if r['compiled'] else ''}" for r in layer_rows]
+    ax1.bar(labels, [r["ratio"] for r in layer_rows], color="tab:blue")
+    ax1.axhline(1.5, color="tab:red", ls="--", label="goal 1.5x")
+    ax1.set_ylabel("RIM time / nn.LSTM|GRU time")
+    ax1.set_title("fwd+bwd, T=196, B=64 (6x100 units vs 600)")
+    ax1.tick_params(axis="x", rotation=20)
+    ax1.legend()
+    for device in sorted({r["device"] for r in unit_rows}):
+        rows = [r for r in unit_rows if r["device"] == device]
+        ax2.plot([r["num_units"] for r in rows], [r["grouped_ms"] for r in rows], "o-",
+                 label=f"GroupLSTMCell ({device})")
+        ax2.plot([r["num_units"] for r in rows], [r["loop_ms"] for r in rows], "s--",
+                 label=f"loop of nn.LSTMCell ({device})")
+    ax2.set_xscale("log", base=2)
+    ax2.set_xlabel("num_units (hidden 100 each)")
+    ax2.set_ylabel("ms per step (fwd+bwd)")
+    ax2.set_title("one step, B=64")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs per figure (median)")
+    parser.add_argument("--seq-len", type=int, default=196)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--units", type=int, nargs="+", default=[2, 4, 8, 16, 32])
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile of the RIM step")
+    parser.add_argument("--cpu-only", action="store_true", help="skip CUDA even if available")
+    parser.add_argument("--quick", action="store_true", help="3 repeats, T=50, units 2 8 32")
+    parser.add_argument("--out", type=Path, default=Path("results/benchmark"),
+                        help="writes OUT.json and OUT.png")
+    args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.seq_len, args.units = 3, 50, [2, 8, 32]
+
+    devices = [torch.device("cpu")]
+    if torch.cuda.is_available() and not args.cpu_only:
+        devices.append(torch.device("cuda"))
+    layer_rows, unit_rows = [], []
+    for device in devices:
+        layer_rows += compare_layers(device, args.seq_len, args.batch, args.repeats, args.compile)
+        unit_rows += scale_units(device, args.batch, args.repeats, args.units)
+
+    host = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    if torch.cuda.is_available() and not args.cpu_only:
+        host += f", {torch.cuda.get_device_name()}"
+    print(f"torch {torch.__version__}; {host}; T={args.seq_len}, B={args.batch}, "
+          f"median of {args.repeats}")
+    print(f"{'device':6} {'cell':4} {'compiled':8} {'baseline s':>10} {'RIM s':>8} {'RIM/baseline':>12}")
+    for r in layer_rows:
+        print(f"{r['device']:6} {r['cell']:4} {str(r['compiled']):8} {r['baseline_s']:10.3f} "
+              f"{r['rim_s']:8.3f} {r['ratio']:12.2f}")
+    print(f"\n{'device':6} {'units':>5} {'grouped ms':>10} {'loop ms':>8} {'loop/grouped':>12}")
+    for r in unit_rows:
+        print(f"{r['device']:6} {r['num_units']:5d} {r['grouped_ms']:10.2f} {r['loop_ms']:8.2f} "
+              f"{r['speedup']:12.2f}")
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    meta = dict(torch=torch.__version__, host=host, seq_len=args.seq_len, batch=args.batch,
+                repeats=args.repeats)
+    args.out.with_suffix(".json").write_text(json.dumps(dict(meta=meta, layers=layer_rows,
+                                                             units=unit_rows), indent=2))
+    plot(layer_rows, unit_rows, args.out.with_suffix(".png"))
+    print(f"\nwrote {args.out.with_suffix('.json')} and {args.out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()

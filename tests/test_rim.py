@@ -1,0 +1,289 @@
+import pytest
+import torch
+from torch import nn
+
+from rim_core import RIM, RIMCell
+
+SMALL = dict(input_key_size=8, input_query_size=8, input_value_size=12, comm_key_size=6,
+             comm_query_size=6, comm_value_size=5, num_comm_heads=2)
+
+
+def make_cell(rnn_cell="LSTM", k=2, num_units=4, hidden=6, inp=5, **kw):
+    torch.manual_seed(0)
+    return RIMCell(inp, hidden, num_units, k, rnn_cell, **{**SMALL, **kw})
+
+
+def random_state(cell, batch):
+    shape = (batch, cell.num_units, cell.hidden_size)
+    if cell.rnn_cell == "LSTM":
+        return torch.randn(shape), torch.randn(shape)
+    return torch.randn(shape)
+
+
+def as_tuple(state):
+    return state if isinstance(state, tuple) else (state,)
+
+
+@pytest.mark.parametrize("rnn_cell", ["LSTM", "GRU"])
+@pytest.mark.parametrize("heads", [1, 3])
+def test_exactly_k_units_active(rnn_cell, heads):
+    cell = make_cell(rnn_cell, k=3, num_units=5, num_input_heads=heads)
+    x = torch.randn(32, 5)
+    state, mask = cell(x)
+    assert mask.shape == (32, 5) and mask.dtype == torch.bool
+    assert (mask.sum(1) == 3).all()
+    state, mask = cell(x, state)
+    assert (mask.sum(1) == 3).all()
+
+
+@pytest.mark.parametrize("rnn_cell", ["LSTM", "GRU"])
+def test_inactive_units_keep_state_bit_identical(rnn_cell):
+    cell = make_cell(rnn_cell).train()  # dropout on: the kept state must still be exact
+    hx = random_state(cell, 16)
+    new, mask = cell(torch.randn(16, 5), hx)
+    for old_s, new_s in zip(as_tuple(hx), as_tuple(new)):
+        assert torch.equal(new_s[~mask], old_s[~mask])
+    # and the active units did change
+    assert not torch.equal(as_tuple(new)[0][mask], as_tuple(hx)[0][mask])
+
+
+def test_active_units_are_the_top_k_by_input_attention():
+    cell = make_cell(num_input_heads=2).eval()
+    x = torch.randn(8, 5)
+    h, c = random_state(cell, 8)
+    _, mask = cell(x, (h, c))
+    # recompute relevance from the parameters: softmax over [null, input], averaged over heads
+    q = torch.einsum("bnh,nqh->bnq", h, cell.input_query.weight).view(8, 4, 2, -1)
+    k = cell.input_key(x).view(8, 1, 2, -1)
+    scores = (q * k).sum(-1) / cell.input_key_size ** 0.5
+    null_and_input = torch.stack([torch.zeros_like(scores), scores], -1).softmax(-1)
+    relevance = null_and_input[..., 1].mean(-1)
+    expected = torch.zeros_like(mask).scatter_(1, relevance.topk(2, dim=1).indices, True)
+    assert torch.equal(mask, expected)
+
+
+@pytest.mark.parametrize("rnn_cell", ["LSTM", "GRU"])
+def test_no_gradient_reaches_inactive_units_cell_parameters(rnn_cell):
+    cell = make_cell(rnn_cell, k=2, num_units=5)
+    state, mask = cell(torch.randn(1, 5), random_state(cell, 1))
+    sum(s.sum() for s in as_tuple(state)).backward()
+    inactive, active = ~mask[0], mask[0]
+    per_unit = [cell.rnn.weight_ih, cell.rnn.weight_hh, cell.rnn.bias_ih, cell.rnn.bias_hh,
+                cell.input_query.weight, cell.comm_output.weight]
+    for p in per_unit:
+        assert torch.count_nonzero(p.grad[inactive]) == 0
+        assert torch.count_nonzero(p.grad[active]) > 0
+
+
+@pytest.mark.parametrize("rnn_cell", ["LSTM", "GRU"])
+def test_k_equals_num_units_updates_every_unit(rnn_cell):
+    cell = make_cell(rnn_cell, k=4, num_units=4)
+    hx = random_state(cell, 6)
+    new, mask = cell(torch.randn(6, 5), hx)
+    assert mask.all()
+    for old_s, new_s in zip(as_tuple(hx), as_tuple(new)):
+        assert (new_s != old_s).any(-1).all()
+
+
+def test_eval_mode_is_deterministic_and_train_mode_uses_dropout():
+    cell = make_cell(input_dropout=0.5, comm_dropout=0.5)
+    x, hx = torch.randn(10, 5), random_state(cell, 10)
+    cell.eval()
+    a, _ = cell(x, hx)
+    b, _ = cell(x, hx)
+    assert torch.equal(a[0], b[0])
+    cell.train()
+    torch.manual_seed(1)
+    c, _ = cell(x, hx)
+    torch.manual_seed(2)
+    d, _ = cell(x, hx)
+    assert not torch.equal(c[0], d[0])
+
+
+@pytest.mark.parametrize("rnn_cell", ["LSTM", "GRU"])
+def test_gradcheck_float64(rnn_cell):
+    cell = make_cell(rnn_cell, k=2, num_units=3, hidden=3, inp=2).to(torch.float64).eval()
+    x = torch.randn(2, 2, dtype=torch.float64, requires_grad=True)
+    hx = tuple(s.double().requires_grad_() for s in as_tuple(random_state(cell, 2)))
+    _, mask = cell(x, hx if rnn_cell == "LSTM" else hx[0])
+
+    def fn(x, *hx):
+        state, m = cell(x, hx if rnn_cell == "LSTM" else hx[0])
+        assert torch.equal(m, mask)  # perturbations must not flip the top-k choice
+        return as_tuple(state)
+
+    assert torch.autograd.gradcheck(fn, (x, *hx), eps=1e-6, atol=1e-5)
+
+
+def test_factory_kwargs_and_state_dict_round_trip():
+    cell = RIMCell(5, 6, 4, 2, dtype=torch.float64, **SMALL)
+    assert all(p.dtype == torch.float64 for p in cell.parameters())
+    rim = RIM(5, 6, 4, 2, num_layers=2, **SMALL).eval()
+    clone = RIM(5, 6, 4, 2, num_layers=2, **SMALL).eval()
+    clone.load_state_dict(rim.state_dict())
+    x = torch.randn(7, 3, 5)
+    assert torch.equal(rim(x)[0], clone(x)[0])
+
+
+def test_unbatched_cell_input():
+    cell = make_cell().eval()
+    x = torch.randn(5)
+    (h, c), mask = cell(x)
+    (hb, cb), maskb = cell(x.unsqueeze(0))
+    assert h.shape == (4, 6) and mask.shape == (4,)
+    torch.testing.assert_close(h, hb[0])
+    assert torch.equal(mask, maskb[0])
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(k=0), "k must satisfy"),
+    (dict(k=5), "k must satisfy"),
+    (dict(rnn_cell="RNN"), "unknown rnn_cell"),
+    (dict(input_query_size=9), "input_key_size"),
+    (dict(comm_query_size=9), "comm_key_size"),
+    (dict(input_dropout=1.0), "input_dropout"),
+    (dict(hidden_size=0), "hidden_size must be >= 1"),
+])
+def test_cell_constructor_errors(kwargs, message):
+    args = dict(input_size=5, hidden_size=6, num_units=4, k=2, **SMALL)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        RIMCell(**args)
+
+
+def test_cell_rejects_wrong_shapes():
+    cell = make_cell()
+    with pytest.raises(ValueError, match="input must be"):
+        cell(torch.randn(3, 4))
+    with pytest.raises(ValueError, match="state must have shape"):
+        cell(torch.randn(3, 5), (torch.zeros(3, 4, 7), torch.zeros(3, 4, 7)))
+    with pytest.raises(ValueError, match="tuple"):
+        cell(torch.randn(3, 5), torch.zeros(3, 4, 6))
+    gru = make_cell("GRU")
+    with pytest.raises(ValueError, match="single tensor"):
+        gru(torch.randn(3, 5), (torch.zeros(3, 4, 6), torch.zeros(3, 4, 6)))
+
+
+# ---------------------------------------------------------------- RIM (sequence)
+
+
+def test_rim_matches_stepping_the_cell():
+    rim = RIM(5, 6, 4, 2, **SMALL).eval()
+    x = torch.randn(9, 3, 5)
+    out, (h_n, c_n), masks = rim(x, return_masks=True)
+    cell, state, = rim.cells[0], None
+    for t in range(9):
+        state, mask = cell(x[t], state)
+        torch.testing.assert_close(out[t], state[0].reshape(3, -1))
+        assert torch.equal(masks[t, :, 0], mask)
+    torch.testing.assert_close(h_n[0], state[0].reshape(3, -1))
+    torch.testing.assert_close(c_n[0], state[1].reshape(3, -1))
+
+
+@pytest.mark.parametrize("rnn_cell,torch_cls", [("LSTM", nn.LSTM), ("GRU", nn.GRU)])
+@pytest.mark.parametrize("layers,bidirectional", [(1, False), (3, False), (2, True)])
+def test_rim_shapes_equal_torch_rnn(rnn_cell, torch_cls, layers, bidirectional):
+    T, B, IN, N, H = 6, 3, 5, 4, 6
+    rim = RIM(IN, H, N, 2, rnn_cell, num_layers=layers, bidirectional=bidirectional, **SMALL)
+    ref = torch_cls(IN, N * H, num_layers=layers, bidirectional=bidirectional)
+    x = torch.randn(T, B, IN)
+    out, state, masks = rim(x, return_masks=True)
+    ref_out, ref_state = ref(x)
+    assert out.shape == ref_out.shape
+    for s, r in zip(as_tuple(state), as_tuple(ref_state)):
+        assert s.shape == r.shape
+    assert masks.shape == (T, B, layers * (2 if bidirectional else 1), N)
+    assert (masks.sum(-1) == 2).all()
+    # a given state is used, and has nn.LSTM's shapes
+    out2, _ = rim(x, ref_state)
+    assert out2.shape == out.shape and not torch.allclose(out2, out)
+
+
+def test_rim_zero_default_state():
+    rim = RIM(5, 6, 4, 2, **SMALL).eval()
+    x = torch.randn(4, 2, 5)
+    zeros = torch.zeros(1, 2, 24)
+    assert torch.equal(rim(x)[0], rim(x, (zeros, zeros))[0])
+
+
+def test_batch_first_equals_transposed_call():
+    rim = RIM(5, 6, 4, 2, num_layers=2, bidirectional=True, **SMALL).eval()
+    x = torch.randn(7, 3, 5)
+    out, (h, c), masks = rim(x, return_masks=True)
+    rim.batch_first = True
+    out_bf, (h_bf, c_bf), masks_bf = rim(x.transpose(0, 1), return_masks=True)
+    torch.testing.assert_close(out_bf, out.transpose(0, 1))
+    torch.testing.assert_close(h_bf, h)
+    assert torch.equal(masks_bf, masks.transpose(0, 1))
+
+
+def test_unbatched_sequence():
+    rim = RIM(5, 6, 4, 2, **SMALL).eval()
+    x = torch.randn(7, 5)
+    out, (h, c) = rim(x)
+    out_b, (h_b, c_b) = rim(x.unsqueeze(1))
+    assert out.shape == (7, 24) and h.shape == (1, 24)
+    torch.testing.assert_close(out, out_b[:, 0])
+
+
+def test_bidirectional_reverse_direction_depends_only_on_the_future():
+    rim = RIM(5, 6, 4, 2, bidirectional=True, **SMALL).eval()
+    x = torch.randn(8, 2, 5)
+    out = rim(x)[0]
+    t = 4
+    x2 = x.clone()
+    x2[:t] = torch.randn(t, 2, 5)  # change only the past
+    out2 = rim(x2)[0]
+    reverse = slice(24, 48)
+    torch.testing.assert_close(out2[t:, :, reverse], out[t:, :, reverse], rtol=0, atol=0)
+    assert not torch.allclose(out2[t:, :, :24], out[t:, :, :24])  # forward direction sees it
+
+
+def test_inter_layer_dropout_only_in_training():
+    rim = RIM(5, 6, 4, 2, num_layers=2, dropout=0.5, input_dropout=0.0, comm_dropout=0.0,
+              **{k: v for k, v in SMALL.items()})
+    x = torch.randn(5, 3, 5)
+    rim.eval()
+    assert torch.equal(rim(x)[0], rim(x)[0])
+    rim.train()
+    torch.manual_seed(0)
+    a = rim(x)[0]
+    torch.manual_seed(1)
+    assert not torch.equal(a, rim(x)[0])
+
+
+def test_n_layers_alias():
+    assert RIM(5, 6, 4, 2, n_layers=3, **SMALL).num_layers == 3
+    with pytest.raises(ValueError, match="alias"):
+        RIM(5, 6, 4, 2, num_layers=2, n_layers=3, **SMALL)
+
+
+def test_rim_backward_reaches_all_layers():
+    rim = RIM(5, 6, 4, 2, num_layers=2, **SMALL)
+    x = torch.randn(6, 3, 5, requires_grad=True)
+    rim(x)[0].sum().backward()
+    assert x.grad.abs().sum() > 0
+    for cell in rim.cells:
+        assert cell.rnn.weight_hh.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda rim: rim(torch.randn(4, 3, 6)), "input must be"),
+    (lambda rim: rim(torch.randn(4, 3, 2, 5)), "input must be"),
+    (lambda rim: rim(torch.randn(4, 3, 5), (torch.zeros(1, 3, 24),) * 2), "state must have shape"),
+    (lambda rim: rim(torch.randn(4, 3, 5), torch.zeros(2, 3, 24)), "tuple"),
+    (lambda rim: rim(torch.randn(0, 3, 5)), "empty"),
+])
+def test_rim_rejects_bad_input(call, message):
+    rim = RIM(5, 6, 4, 2, num_layers=2, **SMALL)
+    with pytest.raises(ValueError, match=message):
+        call(rim)
+
+
+def test_rim_constructor_errors():
+    with pytest.raises(ValueError, match="k must satisfy"):
+        RIM(5, 6, 4, 5)
+    with pytest.raises(ValueError, match="num_layers"):
+        RIM(5, 6, 4, 2, num_layers=0)
+    with pytest.raises(ValueError, match="unknown rnn_cell"):
+        RIM(5, 6, 4, 2, rnn_cell="lstm")
