@@ -1,0 +1,1 @@
+"""Experiments built on rim_core: sequential MNIST and MiniGrid agents."""

@@ -1,0 +1,147 @@
+"""What the experiments share: checkpoints, RNG state, seeding, run metadata and CLI errors.
+
+Kept deliberately small; anything used by only one experiment lives in its folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class UserError(Exception):
+    """A problem with the user's input (arguments, files): reported as one line, no traceback."""
+
+
+def cli_main(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """Decorate a script's ``main``: a ``UserError`` prints ``error: ...`` and exits with 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    return wrapper
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def atomic_write_bytes(path: str | os.PathLike, write: Callable[[Any], None]) -> None:
+    """Write a file via a temporary file in the same folder and ``os.replace``.
+
+    A crash or Ctrl-C mid-write leaves the previous file intact, never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(obj: dict, path: str | os.PathLike) -> None:
+    """``torch.save`` atomically. ``obj`` must hold only tensors and plain Python data, so
+    that :func:`load_checkpoint` can read it with ``weights_only=True``."""
+    atomic_write_bytes(path, lambda f: torch.save(obj, f))
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """``torch.load(weights_only=True)`` with one-line errors for missing or corrupt files."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist; train a model first or check the path")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged file
+        text = str(err).strip()
+        if not text or "Weights only load failed" in text:
+            reason = "unreadable, truncated, or holding objects other than tensors and plain data"
+        else:
+            reason = text.splitlines()[0]
+        raise UserError(f"checkpoint {path} is corrupt or not a checkpoint of this project "
+                        f"({reason[:200]}); delete it or point to another run") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"checkpoint {path} does not hold a dict; it was not written by this project")
+    return obj
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+    atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+# ---------------------------------------------------------------- randomness
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def rng_state() -> dict:
+    """Every RNG the experiments draw from, as tensors and plain data (``weights_only``-safe)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = state["numpy"]
+    np.random.set_state((np_state["kind"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
+                         np_state["has_gauss"], np_state["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ---------------------------------------------------------------- run metadata
+
+
+def environment_info() -> dict:
+    """Versions and hardware, recorded next to every run's configuration."""
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "cpu_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
+    try:
+        import rim_core
+        info["rim_core"] = rim_core.__version__
+    except ImportError:  # pragma: no cover - rim_core is always installed with the experiments
+        pass
+    return info
