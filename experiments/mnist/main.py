@@ -1,0 +1,274 @@
+"""Sequential MNIST with RIMs: train at 14x14, test at 16x16, 19x19 and 24x24.
+
+Goyal et al. 2019 (arXiv 1909.10893), section 4.1 and table 1. A model reads a binarised
+digit one pixel per step (196 steps at 14x14) and is tested on the same digits rescaled
+to sizes it never saw (256 / 361 / 576 steps).
+
+    python experiments/mnist/main.py --data_dir ../shared/data/mnist --log_dir runs/rim
+    python experiments/mnist/main.py --log_dir runs/rim --loadsaved          # resume
+    python experiments/mnist/main.py --log_dir runs/rim --no-train           # evaluate best.pt
+    python experiments/mnist/main.py --model LSTM --log_dir runs/lstm        # baseline
+
+The run directory gets TensorBoard events, config.json, last.pt, best.pt and results.json
+(test accuracy of the best-validation checkpoint at every size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from experiments.common import (
+    UserError,
+    cli_main,
+    environment_info,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+    write_json,
+)
+from experiments.mnist.data import SequenceSet, load_mnist
+from experiments.mnist.model import ARCHITECTURE_OPTIONS, MODELS, build_model, load_run
+
+# the shared data folder beside the repository; MNIST_DIR overrides it
+DEFAULT_DATA_DIR = Path(os.environ.get(
+    "MNIST_DIR", Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist"))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run = p.add_argument_group("run")
+    run.add_argument("--log_dir", default="runs/mnist_rim",
+                     help="run directory: TensorBoard events, config.json, last.pt, best.pt, results.json")
+    run.add_argument("--train", action=argparse.BooleanOptionalAction, default=True,
+                     help="train (default); --no-train evaluates the run's best.pt at every size")
+    run.add_argument("--loadsaved", action="store_true",
+                     help="resume exactly from LOG_DIR/last.pt (with --train, the default)")
+    run.add_argument("--cuda", action="store_true", help="train on the GPU (default: CPU)")
+    run.add_argument("--seed", type=int, default=0, help="seeds the split, init, shuffling and dropout")
+    run.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
+
+    data = p.add_argument_group("data")
+    data.add_argument("--data_dir", type=Path, default=DEFAULT_DATA_DIR,
+                      help="folder with the four MNIST IDX files (.gz or not) (default: %(default)s)")
+    data.add_argument("--download", action="store_true",
+                      help="download MNIST into --data_dir with torchvision (needs internet)")
+    data.add_argument("--size", type=int, default=14, help="training image size (paper: 14)")
+    data.add_argument("--test_sizes", type=int, nargs="+", default=[16, 19, 24],
+                      help="unseen test sizes (paper table 1: 16 19 24)")
+    data.add_argument("--val_size", type=int, default=5000,
+                      help="training digits held out for validation / model selection")
+    data.add_argument("--train_examples", type=int, default=None,
+                      help="use only the first N training digits (quick runs)")
+    data.add_argument("--eval_examples", type=int, default=None,
+                      help="use only the first N validation and test digits (quick runs)")
+
+    opt = p.add_argument_group("optimisation")
+    opt.add_argument("--epochs", type=int, default=100, help="training epochs (paper: 100)")
+    opt.add_argument("--batch_size", type=int, default=64,
+                     help="sequences per optimiser step (reference implementation: 64)")
+    opt.add_argument("--eval_batch_size", type=int, default=None,
+                     help="sequences per evaluation batch (default: --batch_size); lower it if "
+                          "24x24 evaluation runs out of memory")
+    opt.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (reference implementation)")
+    opt.add_argument("--clip_grad", type=float, default=1.0,
+                     help="clip the gradient's global L2 norm to this (0: off)")
+
+    model = p.add_argument_group("model")
+    model.add_argument("--model", default="RIM", help=f"one of {', '.join(MODELS)}")
+    model.add_argument("--input_size", type=int, default=64, help="size of the learned pixel embedding")
+    model.add_argument("--hidden_size", type=int, default=None,
+                       help="RIM: per unit (default 100, paper: 6 x 100); LSTM/GRU: total "
+                            "(default 600, the paper's matched baseline)")
+    model.add_argument("--rnn_cell", default="LSTM", help="RIM unit type: LSTM or GRU")
+    model.add_argument("--num_units", type=int, default=6, help="RIM units, Kt (paper table 1: 6)")
+    model.add_argument("--k", type=int, default=4, help="active units per step, Ka (paper's best: 4)")
+    model.add_argument("--key_size_input", type=int, default=64, help="input attention key size")
+    model.add_argument("--value_size_input", type=int, default=400, help="input attention value size")
+    model.add_argument("--query_size_input", type=int, default=64, help="input attention query size")
+    model.add_argument("--num_input_heads", type=int, default=1, help="input attention heads")
+    model.add_argument("--input_dropout", type=float, default=0.1, help="dropout on input attention")
+    model.add_argument("--key_size_comm", type=int, default=32, help="communication key size")
+    model.add_argument("--value_size_comm", type=int, default=100, help="communication value size")
+    model.add_argument("--query_size_comm", type=int, default=32, help="communication query size")
+    model.add_argument("--num_comm_heads", type=int, default=4, help="communication heads")
+    model.add_argument("--comm_dropout", type=float, default=0.1, help="dropout on communication attention")
+    return p.parse_args(argv)
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(model, data: SequenceSet, batch_size: int, device: torch.device) -> float:
+    """Accuracy (%) on a whole split, in batches so that 24x24 fits in memory."""
+    model.eval()
+    correct = 0
+    for tokens, labels in DataLoader(data.dataset(), batch_size=batch_size):
+        logits = model(tokens.to(device).long())
+        correct += (logits.argmax(-1).cpu() == labels).sum().item()
+    return 100.0 * correct / max(len(data), 1)
+
+
+# ---------------------------------------------------------------- training
+
+
+def check_resumable(args: argparse.Namespace, saved: dict) -> None:
+    for option in ARCHITECTURE_OPTIONS + ("seed", "size", "batch_size", "val_size", "train_examples"):
+        if saved.get(option) != getattr(args, option):
+            raise UserError(f"--loadsaved: --{option} is {getattr(args, option)!r} but the run in "
+                            f"{args.log_dir} used {saved.get(option)!r}; "
+                            "use the same value or a new --log_dir")
+
+
+def train(args: argparse.Namespace, device: torch.device) -> None:
+    log_dir = Path(args.log_dir)
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    seed_everything(args.seed)
+    splits = load_mnist(args.data_dir, args.size, args.test_sizes, args.val_size, args.seed,
+                        args.train_examples, args.eval_examples, args.download)
+    model = build_model(config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    progress = {"epoch": 0, "batch": 0, "step": 0, "best_val": -1.0, "best_epoch": -1,
+                "loss_sum": 0.0, "correct": 0, "seen": 0}
+    if args.loadsaved:
+        saved_config = json.loads((log_dir / "config.json").read_text())["args"] \
+            if (log_dir / "config.json").is_file() else {}
+        check_resumable(args, saved_config)
+        state = load_checkpoint(log_dir / "last.pt", device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        progress.update(state["progress"])
+        set_rng_state(state["rng"])
+        print(f"resumed {log_dir / 'last.pt'} at epoch {progress['epoch'] + 1}, batch {progress['batch']}")
+    elif (log_dir / "last.pt").exists():
+        raise UserError(f"{log_dir} already holds a run; resume it with --loadsaved or pick a new --log_dir")
+    write_json(log_dir / "config.json", {"args": config, "environment": environment_info()})
+
+    from tensorboardX import SummaryWriter  # imported here: evaluation alone needs no TensorBoard
+    writer = SummaryWriter(str(log_dir))
+    eval_bs = args.eval_batch_size or args.batch_size
+    loader_args = dict(batch_size=args.batch_size, num_workers=args.num_workers)
+
+    def checkpoint(path: Path) -> None:
+        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "rng": rng_state(), "progress": dict(progress), "config": config}, path)
+
+    n_batches = math.ceil(len(splits.train) / args.batch_size)
+    try:
+        for epoch in tqdm(range(progress["epoch"], args.epochs), desc="epochs", initial=progress["epoch"],
+                          total=args.epochs, position=0):
+            model.train()
+            # One seeded shuffle per epoch: a resumed run replays the same order and skips
+            # the batches it already did.
+            shuffle = torch.Generator().manual_seed(args.seed * 100_003 + epoch)
+            loader = DataLoader(splits.train.dataset(), shuffle=True, generator=shuffle, **loader_args)
+            unit_active = torch.zeros(args.num_units, device=device)
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}", total=n_batches, leave=False, position=1)
+            for i, (tokens, labels) in enumerate(bar):
+                if i < progress["batch"]:
+                    continue
+                tokens, labels = tokens.to(device).long(), labels.to(device)
+                logits, masks = model(tokens, return_masks=True)
+                loss = F.cross_entropy(logits, labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if args.clip_grad > 0:
+                    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
+                    writer.add_scalar("train/grad_norm", grad_norm.item(), progress["step"])
+                optimizer.step()
+                if masks is not None:
+                    unit_active += masks.float().mean((0, 1))
+                progress["batch"] = i + 1
+                progress["step"] += 1
+                progress["loss_sum"] += loss.item() * len(labels)
+                progress["correct"] += (logits.argmax(-1) == labels).sum().item()
+                progress["seen"] += len(labels)
+                writer.add_scalar("train/batch_loss", loss.item(), progress["step"])
+                bar.set_postfix(loss=f"{progress['loss_sum'] / progress['seen']:.3f}")
+
+            val_acc = evaluate(model, splits.val, eval_bs, device)
+            test_acc = {s: evaluate(model, data, eval_bs, device) for s, data in splits.tests.items()}
+            seen = max(progress["seen"], 1)
+            writer.add_scalar("train/loss", progress["loss_sum"] / seen, epoch + 1)
+            writer.add_scalar("train/accuracy", 100 * progress["correct"] / seen, epoch + 1)
+            writer.add_scalar(f"val/accuracy_{args.size}x{args.size}", val_acc, epoch + 1)
+            for s, acc in test_acc.items():
+                writer.add_scalar(f"test/accuracy_{s}x{s}", acc, epoch + 1)
+            writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], epoch + 1)
+            if args.model == "RIM":
+                rates = unit_active / max(progress["batch"], 1)
+                for u, rate in enumerate(rates.tolist()):
+                    writer.add_scalar(f"units/activation_rate_{u}", rate, epoch + 1)
+            tqdm.write(f"epoch {epoch + 1}: loss {progress['loss_sum'] / max(progress['seen'], 1):.4f}  "
+                       f"val {val_acc:.2f}%  " + "  ".join(f"{s}x{s} {a:.2f}%" for s, a in test_acc.items()))
+
+            progress.update(epoch=epoch + 1, batch=0, loss_sum=0.0, correct=0, seen=0)
+            if val_acc > progress["best_val"]:  # model selection on 14x14 validation only
+                progress.update(best_val=val_acc, best_epoch=epoch + 1)
+                checkpoint(log_dir / "best.pt")
+            checkpoint(log_dir / "last.pt")
+    except KeyboardInterrupt:
+        checkpoint(log_dir / "last.pt")
+        writer.close()
+        print(f"\ninterrupted: saved {log_dir / 'last.pt'}; resume with --loadsaved", file=sys.stderr)
+        raise SystemExit(130) from None
+    writer.close()
+    write_results(log_dir, splits, eval_bs, device)
+
+
+def write_results(log_dir: Path, splits, batch_size: int, device: torch.device) -> dict:
+    """Test accuracy of the best-validation checkpoint at every size -> results.json."""
+    model, config, state = load_run(log_dir, "best.pt", device)
+    start = time.perf_counter()
+    accuracy = {f"{s}x{s}": evaluate(model, data, batch_size, device) for s, data in splits.tests.items()}
+    results = {"test_accuracy": accuracy, "best_epoch": state["progress"]["best_epoch"],
+               "val_accuracy": state["progress"]["best_val"], "model": config["model"],
+               "seed": config["seed"], "test_examples": len(next(iter(splits.tests.values()))),
+               "eval_seconds": round(time.perf_counter() - start, 2)}
+    write_json(log_dir / "results.json", results)
+    print("test accuracy (best validation checkpoint): "
+          + ", ".join(f"{s} {a:.2f}%" for s, a in accuracy.items()) + f"  -> {log_dir / 'results.json'}")
+    return results
+
+
+def evaluate_saved(args: argparse.Namespace, device: torch.device) -> None:
+    log_dir = Path(args.log_dir)
+    _, config, _ = load_run(log_dir, "best.pt", device)  # fails early, clearly, without data
+    splits = load_mnist(args.data_dir, config["size"], args.test_sizes, config["val_size"],
+                        config["seed"], eval_examples=args.eval_examples, train_examples=0,
+                        download=args.download)
+    write_results(log_dir, splits, args.eval_batch_size or config["batch_size"], device)
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.model not in MODELS:
+        raise UserError(f"unknown --model {args.model!r}; choose one of {', '.join(MODELS)}")
+    for size in (args.size, *args.test_sizes):
+        if size < 2:
+            raise UserError(f"image sizes (--size, --test_sizes) must be >= 2, got {size}")
+    if args.cuda and not torch.cuda.is_available():
+        raise UserError("--cuda given but no CUDA device is available")
+    device = torch.device("cuda" if args.cuda else "cpu")
+    if args.train:
+        train(args, device)
+    else:
+        evaluate_saved(args, device)
+
+
+if __name__ == "__main__":
+    main()

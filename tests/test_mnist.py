@@ -1,0 +1,153 @@
+import gzip
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from experiments.common import load_checkpoint
+from experiments.mnist.data import (
+    load_mnist,
+    read_idx,
+    split_train_val,
+    to_sequences,
+)
+from experiments.mnist.main import DEFAULT_DATA_DIR, main
+
+TINY = ["--train_examples", "192", "--eval_examples", "64", "--batch_size", "32", "--input_size", "8",
+        "--hidden_size", "12", "--num_units", "4", "--k", "2", "--key_size_input", "8",
+        "--query_size_input", "8", "--value_size_input", "16", "--key_size_comm", "8",
+        "--query_size_comm", "8", "--value_size_comm", "8", "--num_comm_heads", "2",
+        "--size", "6", "--test_sizes", "7", "9"]
+
+
+def write_idx(path, array: np.ndarray, compress: bool) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    if compress:
+        with gzip.open(path, "wb") as f:
+            f.write(data)
+    else:
+        path.write_bytes(data)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_read_idx_round_trip(tmp_path, compress):
+    array = np.random.default_rng(0).integers(0, 256, size=(3, 5, 4), dtype=np.uint8)
+    path = tmp_path / ("x.gz" if compress else "x")
+    write_idx(path, array, compress)
+    assert np.array_equal(read_idx(path), array)
+
+
+def test_read_idx_rejects_bad_files(tmp_path):
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"\x01\x02\x03\x04garbage")
+    with pytest.raises(Exception, match="bad magic"):
+        read_idx(bad)
+    array = np.zeros((4, 3), dtype=np.uint8)
+    truncated = tmp_path / "truncated"
+    write_idx(truncated, array, compress=False)
+    truncated.write_bytes(truncated.read_bytes()[:-2])
+    with pytest.raises(Exception, match="truncated"):
+        read_idx(truncated)
+
+
+def test_real_mnist_files_parse():
+    splits = load_mnist(DEFAULT_DATA_DIR, 14, [16, 19, 24], val_size=5000, seed=0)
+    assert len(splits.train) == 55000 and len(splits.val) == 5000
+    for size, data in splits.tests.items():
+        assert data.sequences.shape == (10000, size * size)
+    assert set(splits.train.labels.unique().tolist()) == set(range(10))
+
+
+@pytest.mark.parametrize("size", [2, 14, 16, 19, 24, 28])
+def test_resize_shapes_and_binarisation(size):
+    images = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
+    seq = to_sequences(images, size)
+    assert seq.shape == (5, size * size) and seq.dtype == torch.uint8
+    assert set(seq.unique().tolist()) <= {0, 1}
+    if size == 28:  # identity resize: binarisation is exactly a threshold at 128
+        assert torch.equal(seq, (images.flatten(1) >= 128).to(torch.uint8))
+
+
+def test_resize_is_nearest_neighbour_row_major():
+    image = torch.zeros(1, 28, 28, dtype=torch.uint8)
+    image[0, :14, 14:] = 255  # top-right quadrant white
+    seq = to_sequences(image, 14).view(14, 14)
+    assert seq[:7, 7:].all() and not seq[7:].any() and not seq[:, :7].any()
+
+
+def test_validation_split_is_disjoint_and_seeded():
+    train, val = split_train_val(1000, 100, seed=3)
+    assert len(val) == 100 and len(train) == 900
+    assert not set(train.tolist()) & set(val.tolist())
+    assert torch.equal(split_train_val(1000, 100, seed=3)[1], val)
+    assert not torch.equal(split_train_val(1000, 100, seed=4)[1], val)
+
+
+def test_tiny_end_to_end_run_writes_every_file(tmp_path):
+    log_dir = tmp_path / "run"
+    main([*TINY, "--epochs", "1", "--log_dir", str(log_dir)])
+    names = {p.name for p in log_dir.iterdir()}
+    assert {"config.json", "last.pt", "best.pt", "results.json"} <= names
+    assert any(n.startswith("events.out.tfevents") for n in names)
+    results = json.loads((log_dir / "results.json").read_text())
+    assert set(results["test_accuracy"]) == {"6x6", "7x7", "9x9"}
+    assert all(0 <= a <= 100 for a in results["test_accuracy"].values())
+    config = json.loads((log_dir / "config.json").read_text())
+    assert config["args"]["seed"] == 0 and "torch" in config["environment"]
+    state = load_checkpoint(log_dir / "last.pt")
+    assert state["progress"]["epoch"] == 1 and state["progress"]["step"] == 6
+
+
+def test_resume_reproduces_uninterrupted_run_exactly(tmp_path):
+    main([*TINY, "--epochs", "2", "--log_dir", str(tmp_path / "straight")])
+    main([*TINY, "--epochs", "1", "--log_dir", str(tmp_path / "resumed")])
+    main([*TINY, "--epochs", "2", "--log_dir", str(tmp_path / "resumed"), "--loadsaved"])
+    straight = load_checkpoint(tmp_path / "straight" / "last.pt")
+    resumed = load_checkpoint(tmp_path / "resumed" / "last.pt")
+    assert straight["progress"]["step"] == 12
+    assert straight["progress"] == resumed["progress"]
+    for name, tensor in straight["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), name
+    for name, tensor in straight["optimizer"]["state"][0].items():
+        assert torch.equal(tensor, resumed["optimizer"]["state"][0][name]), name
+
+
+def test_evaluate_only_rewrites_results(tmp_path):
+    log_dir = tmp_path / "run"
+    main([*TINY, "--epochs", "1", "--log_dir", str(log_dir)])
+    before = json.loads((log_dir / "results.json").read_text())
+    (log_dir / "results.json").unlink()
+    main(["--no-train", "--log_dir", str(log_dir), "--eval_examples", "64", "--test_sizes", "7", "9"])
+    after = json.loads((log_dir / "results.json").read_text())
+    assert after["test_accuracy"] == before["test_accuracy"]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--data_dir", "/nonexistent/mnist"], "does not exist"),
+    (["--model", "Transformer"], "unknown --model"),
+    (["--size", "1"], "must be >= 2"),
+    (["--test_sizes", "16", "0"], "must be >= 2"),
+    (["--k", "5"], "k must satisfy"),
+])
+def test_bad_arguments_give_one_line_errors(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*TINY, "--epochs", "1", "--log_dir", str(tmp_path / "run"), *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and message in err and "\n" not in err
+
+
+@pytest.mark.parametrize("checkpoint,argv", [("best.pt", ["--no-train"]), ("last.pt", ["--loadsaved"])])
+def test_corrupt_checkpoint_gives_one_line_error(tmp_path, capsys, checkpoint, argv):
+    log_dir = tmp_path / "run"
+    main([*TINY, "--epochs", "1", "--log_dir", str(log_dir)])
+    (log_dir / checkpoint).write_bytes(b"not a checkpoint")
+    capsys.readouterr()  # drop the training run's progress bars
+    with pytest.raises(SystemExit) as exit_info:
+        main([*TINY, "--epochs", "2", "--log_dir", str(log_dir), *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "corrupt" in err and checkpoint in err and "\n" not in err
