@@ -8,6 +8,7 @@ to sizes it never saw (256 / 361 / 576 steps).
     python experiments/mnist/main.py --log_dir runs/rim --loadsaved          # resume
     python experiments/mnist/main.py --log_dir runs/rim --no-train           # evaluate best.pt
     python experiments/mnist/main.py --model LSTM --log_dir runs/lstm        # baseline
+    torchrun --nproc_per_node=2 experiments/mnist/main.py --log_dir runs/rim  # 2 processes
 
 The run directory gets TensorBoard events, config.json, last.pt, best.pt and results.json
 (test accuracy of the best-validation checkpoint at every size).
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 from experiments.common import (
@@ -39,6 +40,7 @@ from experiments.common import (
     set_rng_state,
     write_json,
 )
+from experiments.mnist import distributed as dist
 from experiments.mnist.data import SequenceSet, load_mnist
 from experiments.mnist.model import ARCHITECTURE_OPTIONS, MODELS, build_model, load_run
 
@@ -59,6 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--cuda", action="store_true", help="train on the GPU (default: CPU)")
     run.add_argument("--seed", type=int, default=0, help="seeds the split, init, shuffling and dropout")
     run.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
+    run.add_argument("--amp", action="store_true",
+                     help="mixed precision on CUDA: bf16 autocast (fp16 + loss scaling without bf16)")
+    run.add_argument("--compile", action="store_true", help="torch.compile the RIM step (see README)")
 
     data = p.add_argument_group("data")
     data.add_argument("--data_dir", type=Path, default=DEFAULT_DATA_DIR,
@@ -78,7 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--epochs", type=int, default=100, help="training epochs (paper: 100)")
     opt.add_argument("--batch_size", type=int, default=64,
-                     help="sequences per optimiser step (reference implementation: 64)")
+                     help="sequences per optimiser step, over all processes under torchrun "
+                          "(reference implementation: 64)")
     opt.add_argument("--eval_batch_size", type=int, default=None,
                      help="sequences per evaluation batch (default: --batch_size); lower it if "
                           "24x24 evaluation runs out of memory")
@@ -112,14 +118,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 @torch.no_grad()
-def evaluate(model, data: SequenceSet, batch_size: int, device: torch.device) -> float:
-    """Accuracy (%) on a whole split, in batches so that 24x24 fits in memory."""
+def evaluate(model, data: SequenceSet, batch_size: int, ctx: dist.Context) -> float:
+    """Accuracy (%) on a whole split, batched so that 24x24 fits in memory. Under torchrun
+    each process takes every world_size-th example and the counts are summed."""
     model.eval()
+    shard = Subset(data.dataset(), range(ctx.rank, len(data), ctx.world_size))
     correct = 0
-    for tokens, labels in DataLoader(data.dataset(), batch_size=batch_size):
-        logits = model(tokens.to(device).long())
+    for tokens, labels in DataLoader(shard, batch_size=batch_size):
+        logits = model(tokens.to(ctx.device).long())
         correct += (logits.argmax(-1).cpu() == labels).sum().item()
-    return 100.0 * correct / max(len(data), 1)
+    correct, total = dist.all_sum(ctx, [correct, len(shard)])
+    return 100.0 * correct / max(total, 1)
 
 
 # ---------------------------------------------------------------- training
@@ -133,124 +142,185 @@ def check_resumable(args: argparse.Namespace, saved: dict) -> None:
                             "use the same value or a new --log_dir")
 
 
-def train(args: argparse.Namespace, device: torch.device) -> None:
+def autocast(args: argparse.Namespace):
+    """bf16 autocast on CUDA with --amp (fp16 where the GPU has no bf16)."""
+    dtype = torch.bfloat16 if args.amp and torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype, enabled=args.amp)
+
+
+def train(args: argparse.Namespace, ctx: dist.Context) -> None:
     log_dir = Path(args.log_dir)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    seed_everything(args.seed)
+    if args.batch_size % ctx.world_size:
+        raise UserError(f"--batch_size {args.batch_size} (global) must be divisible by the "
+                        f"{ctx.world_size} processes")
+    seed_everything(args.seed)  # same initial parameters in every process
     splits = load_mnist(args.data_dir, args.size, args.test_sizes, args.val_size, args.seed,
                         args.train_examples, args.eval_examples, args.download)
-    model = build_model(config).to(device)
+    model = build_model(config).to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    scaler = torch.amp.GradScaler("cuda", enabled=args.amp and not torch.cuda.is_bf16_supported())
     progress = {"epoch": 0, "batch": 0, "step": 0, "best_val": -1.0, "best_epoch": -1,
-                "loss_sum": 0.0, "correct": 0, "seen": 0}
+                "loss_sum": 0.0, "correct": 0, "seen": 0, "train_seconds": 0.0}
+    seed_everything(args.seed + ctx.rank)  # but different dropout noise in each process
     if args.loadsaved:
-        saved_config = json.loads((log_dir / "config.json").read_text())["args"] \
-            if (log_dir / "config.json").is_file() else {}
-        check_resumable(args, saved_config)
-        state = load_checkpoint(log_dir / "last.pt", device)
+        config_path = log_dir / "config.json"
+        check_resumable(args, json.loads(config_path.read_text())["args"] if config_path.is_file() else {})
+        state = load_checkpoint(log_dir / "last.pt", ctx.device)
+        if len(state["rng"]) != ctx.world_size:
+            raise UserError(f"--loadsaved: {log_dir / 'last.pt'} was written by {len(state['rng'])} "
+                            f"process(es); resume it with as many (got {ctx.world_size})")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
         progress.update(state["progress"])
-        set_rng_state(state["rng"])
-        print(f"resumed {log_dir / 'last.pt'} at epoch {progress['epoch'] + 1}, batch {progress['batch']}")
+        set_rng_state(state["rng"][ctx.rank])
+        if ctx.is_main:
+            print(f"resumed {log_dir / 'last.pt'} at epoch {progress['epoch'] + 1}, "
+                  f"batch {progress['batch']}")
     elif (log_dir / "last.pt").exists():
         raise UserError(f"{log_dir} already holds a run; resume it with --loadsaved or pick a new --log_dir")
-    write_json(log_dir / "config.json", {"args": config, "environment": environment_info()})
+    if args.compile and args.model == "RIM":
+        model.rnn.compile_step()
+    net = DistributedDataParallel(model) if ctx.enabled else model
 
-    from tensorboardX import SummaryWriter  # imported here: evaluation alone needs no TensorBoard
-    writer = SummaryWriter(str(log_dir))
+    writer = None
+    if ctx.is_main:
+        write_json(log_dir / "config.json", {"args": config, "environment": environment_info(),
+                                             "world_size": ctx.world_size})
+        from tensorboardX import SummaryWriter  # only training logs; evaluation needs none
+        writer = SummaryWriter(str(log_dir))
+
+    def checkpoint(path: Path, rng: list[dict]) -> None:
+        if ctx.is_main:
+            save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "scaler": scaler.state_dict(), "rng": rng, "progress": dict(progress),
+                             "config": config}, path)
+
+    # The same seeded permutation per epoch whatever the number of processes: process r
+    # takes every world_size-th index, so a global batch holds the same examples as in
+    # a single process. A resumed run replays the order and skips the batches done.
+    sampler = DistributedSampler(splits.train.dataset(), num_replicas=ctx.world_size, rank=ctx.rank,
+                                 shuffle=True, seed=args.seed)
+    loader = DataLoader(splits.train.dataset(), batch_size=args.batch_size // ctx.world_size,
+                        sampler=sampler, num_workers=args.num_workers)
     eval_bs = args.eval_batch_size or args.batch_size
-    loader_args = dict(batch_size=args.batch_size, num_workers=args.num_workers)
-
-    def checkpoint(path: Path) -> None:
-        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "rng": rng_state(), "progress": dict(progress), "config": config}, path)
-
-    n_batches = math.ceil(len(splits.train) / args.batch_size)
     try:
-        for epoch in tqdm(range(progress["epoch"], args.epochs), desc="epochs", initial=progress["epoch"],
-                          total=args.epochs, position=0):
-            model.train()
-            # One seeded shuffle per epoch: a resumed run replays the same order and skips
-            # the batches it already did.
-            shuffle = torch.Generator().manual_seed(args.seed * 100_003 + epoch)
-            loader = DataLoader(splits.train.dataset(), shuffle=True, generator=shuffle, **loader_args)
-            unit_active = torch.zeros(args.num_units, device=device)
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}", total=n_batches, leave=False, position=1)
-            for i, (tokens, labels) in enumerate(bar):
-                if i < progress["batch"]:
-                    continue
-                tokens, labels = tokens.to(device).long(), labels.to(device)
-                logits, masks = model(tokens, return_masks=True)
-                loss = F.cross_entropy(logits, labels)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if args.clip_grad > 0:
-                    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
-                    writer.add_scalar("train/grad_norm", grad_norm.item(), progress["step"])
-                optimizer.step()
-                if masks is not None:
-                    unit_active += masks.float().mean((0, 1))
-                progress["batch"] = i + 1
-                progress["step"] += 1
-                progress["loss_sum"] += loss.item() * len(labels)
-                progress["correct"] += (logits.argmax(-1) == labels).sum().item()
-                progress["seen"] += len(labels)
-                writer.add_scalar("train/batch_loss", loss.item(), progress["step"])
-                bar.set_postfix(loss=f"{progress['loss_sum'] / progress['seen']:.3f}")
-
-            val_acc = evaluate(model, splits.val, eval_bs, device)
-            test_acc = {s: evaluate(model, data, eval_bs, device) for s, data in splits.tests.items()}
-            seen = max(progress["seen"], 1)
-            writer.add_scalar("train/loss", progress["loss_sum"] / seen, epoch + 1)
-            writer.add_scalar("train/accuracy", 100 * progress["correct"] / seen, epoch + 1)
-            writer.add_scalar(f"val/accuracy_{args.size}x{args.size}", val_acc, epoch + 1)
-            for s, acc in test_acc.items():
-                writer.add_scalar(f"test/accuracy_{s}x{s}", acc, epoch + 1)
-            writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], epoch + 1)
-            if args.model == "RIM":
-                rates = unit_active / max(progress["batch"], 1)
-                for u, rate in enumerate(rates.tolist()):
-                    writer.add_scalar(f"units/activation_rate_{u}", rate, epoch + 1)
-            tqdm.write(f"epoch {epoch + 1}: loss {progress['loss_sum'] / max(progress['seen'], 1):.4f}  "
-                       f"val {val_acc:.2f}%  " + "  ".join(f"{s}x{s} {a:.2f}%" for s, a in test_acc.items()))
-
-            progress.update(epoch=epoch + 1, batch=0, loss_sum=0.0, correct=0, seen=0)
-            if val_acc > progress["best_val"]:  # model selection on 14x14 validation only
+        epochs = tqdm(range(progress["epoch"], args.epochs), desc="epochs", initial=progress["epoch"],
+                      total=args.epochs, position=0, disable=not ctx.is_main)
+        for epoch in epochs:
+            sampler.set_epoch(epoch)
+            unit_active = train_epoch(net, loader, optimizer, scaler, progress, args, ctx, writer)
+            log_epoch(model, splits, eval_bs, progress, unit_active, optimizer, args, ctx, writer)
+            val_acc = progress.pop("last_val")
+            progress.update(epoch=epoch + 1, batch=0, loss_sum=0.0, correct=0, seen=0, train_seconds=0.0)
+            rng = dist.gather(ctx, rng_state())  # every process's, so that resume is exact
+            if val_acc > progress["best_val"]:  # model selection on validation at --size only
                 progress.update(best_val=val_acc, best_epoch=epoch + 1)
-                checkpoint(log_dir / "best.pt")
-            checkpoint(log_dir / "last.pt")
+                checkpoint(log_dir / "best.pt", rng)
+            checkpoint(log_dir / "last.pt", rng)
     except KeyboardInterrupt:
-        checkpoint(log_dir / "last.pt")
-        writer.close()
-        print(f"\ninterrupted: saved {log_dir / 'last.pt'}; resume with --loadsaved", file=sys.stderr)
+        # Under torchrun Ctrl-C reaches every process at once, so rank 0 cannot gather the
+        # others' RNG: a mid-epoch resume is exact for one process, not for several.
+        checkpoint(log_dir / "last.pt", [rng_state()] * ctx.world_size)
+        if ctx.is_main:
+            writer.close()
+            print(f"\ninterrupted: saved {log_dir / 'last.pt'}; resume with --loadsaved", file=sys.stderr)
         raise SystemExit(130) from None
-    writer.close()
-    write_results(log_dir, splits, eval_bs, device)
+    if writer is not None:
+        writer.close()
+    dist.barrier(ctx)
+    write_results(log_dir, splits, eval_bs, ctx)
 
 
-def write_results(log_dir: Path, splits, batch_size: int, device: torch.device) -> dict:
-    """Test accuracy of the best-validation checkpoint at every size -> results.json."""
-    model, config, state = load_run(log_dir, "best.pt", device)
+def train_epoch(net, loader, optimizer, scaler, progress: dict, args, ctx: dist.Context,
+                writer) -> torch.Tensor:
+    """One pass over this process's shard; updates ``progress`` in place. Returns the sum over
+    batches of each RIM unit's activation rate."""
+    net.train()
+    unit_active = torch.zeros(args.num_units, device=ctx.device)
+    bar = tqdm(loader, desc=f"epoch {progress['epoch'] + 1}", leave=False, position=1,
+               disable=not ctx.is_main)
     start = time.perf_counter()
-    accuracy = {f"{s}x{s}": evaluate(model, data, batch_size, device) for s, data in splits.tests.items()}
+    for i, (tokens, labels) in enumerate(bar):
+        if i < progress["batch"]:
+            continue
+        tokens, labels = tokens.to(ctx.device).long(), labels.to(ctx.device)
+        with autocast(args):
+            logits, masks = net(tokens, return_masks=True)
+            loss = F.cross_entropy(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if args.clip_grad > 0:
+            scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), args.clip_grad)
+        scaler.step(optimizer)
+        scaler.update()
+        if masks is not None:
+            unit_active += masks.float().mean((0, 1))
+        progress["batch"] = i + 1
+        progress["step"] += 1
+        progress["loss_sum"] += loss.item() * len(labels)
+        progress["correct"] += (logits.argmax(-1) == labels).sum().item()
+        progress["seen"] += len(labels)
+        if writer is not None:
+            writer.add_scalar("train/batch_loss", loss.item(), progress["step"])
+            if args.clip_grad > 0:
+                writer.add_scalar("train/grad_norm", grad_norm.item(), progress["step"])
+        bar.set_postfix(loss=f"{progress['loss_sum'] / progress['seen']:.3f}")
+    progress["train_seconds"] += time.perf_counter() - start
+    return unit_active
+
+
+def log_epoch(model, splits, eval_bs: int, progress: dict, unit_active: torch.Tensor, optimizer,
+              args, ctx: dist.Context, writer) -> None:
+    """Evaluate at every size and log the epoch; leaves the validation accuracy in progress."""
+    loss_sum, correct, seen, batches = dist.all_sum(
+        ctx, [progress["loss_sum"], progress["correct"], progress["seen"], progress["batch"]])
+    rates = torch.tensor(dist.all_sum(ctx, unit_active.tolist())) / max(batches, 1)
+    val_acc = evaluate(model, splits.val, eval_bs, ctx)
+    test_acc = {s: evaluate(model, data, eval_bs, ctx) for s, data in splits.tests.items()}
+    progress["last_val"] = val_acc
+    speed = seen / max(progress["train_seconds"], 1e-9)  # sequences/s over all processes
+    if writer is None:
+        return
+    epoch = progress["epoch"] + 1
+    writer.add_scalar("train/loss", loss_sum / max(seen, 1), epoch)
+    writer.add_scalar("train/accuracy", 100 * correct / max(seen, 1), epoch)
+    writer.add_scalar("train/sequences_per_second", speed, epoch)
+    writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], epoch)
+    writer.add_scalar(f"val/accuracy_{args.size}x{args.size}", val_acc, epoch)
+    for s, acc in test_acc.items():
+        writer.add_scalar(f"test/accuracy_{s}x{s}", acc, epoch)
+    if args.model == "RIM":
+        for u, rate in enumerate(rates.tolist()):
+            writer.add_scalar(f"units/activation_rate_{u}", rate, epoch)
+    tqdm.write(f"epoch {epoch}: loss {loss_sum / max(seen, 1):.4f}  {speed:.1f} seq/s  val {val_acc:.2f}%  "
+               + "  ".join(f"{s}x{s} {a:.2f}%" for s, a in test_acc.items()))
+
+
+def write_results(log_dir: Path, splits, batch_size: int, ctx: dist.Context) -> dict:
+    """Test accuracy of the best-validation checkpoint at every size -> results.json."""
+    model, config, state = load_run(log_dir, "best.pt", ctx.device)
+    start = time.perf_counter()
+    accuracy = {f"{s}x{s}": evaluate(model, data, batch_size, ctx) for s, data in splits.tests.items()}
     results = {"test_accuracy": accuracy, "best_epoch": state["progress"]["best_epoch"],
                "val_accuracy": state["progress"]["best_val"], "model": config["model"],
                "seed": config["seed"], "test_examples": len(next(iter(splits.tests.values()))),
                "eval_seconds": round(time.perf_counter() - start, 2)}
-    write_json(log_dir / "results.json", results)
-    print("test accuracy (best validation checkpoint): "
-          + ", ".join(f"{s} {a:.2f}%" for s, a in accuracy.items()) + f"  -> {log_dir / 'results.json'}")
+    if ctx.is_main:
+        write_json(log_dir / "results.json", results)
+        print("test accuracy (best validation checkpoint): "
+              + ", ".join(f"{s} {a:.2f}%" for s, a in accuracy.items()) + f"  -> {log_dir / 'results.json'}")
     return results
 
 
-def evaluate_saved(args: argparse.Namespace, device: torch.device) -> None:
+def evaluate_saved(args: argparse.Namespace, ctx: dist.Context) -> None:
     log_dir = Path(args.log_dir)
-    _, config, _ = load_run(log_dir, "best.pt", device)  # fails early, clearly, without data
+    _, config, _ = load_run(log_dir, "best.pt", ctx.device)  # fails early, clearly, before the data
     splits = load_mnist(args.data_dir, config["size"], args.test_sizes, config["val_size"],
-                        config["seed"], eval_examples=args.eval_examples, train_examples=0,
-                        download=args.download)
-    write_results(log_dir, splits, args.eval_batch_size or config["batch_size"], device)
+                        config["seed"], eval_examples=args.eval_examples, download=args.download)
+    write_results(log_dir, splits, args.eval_batch_size or config["batch_size"], ctx)
 
 
 @cli_main
@@ -261,13 +331,16 @@ def main(argv: list[str] | None = None) -> None:
     for size in (args.size, *args.test_sizes):
         if size < 2:
             raise UserError(f"image sizes (--size, --test_sizes) must be >= 2, got {size}")
-    if args.cuda and not torch.cuda.is_available():
-        raise UserError("--cuda given but no CUDA device is available")
-    device = torch.device("cuda" if args.cuda else "cpu")
-    if args.train:
-        train(args, device)
-    else:
-        evaluate_saved(args, device)
+    if (args.cuda or args.amp) and not torch.cuda.is_available():
+        raise UserError("--cuda / --amp need a CUDA device, and none is available")
+    ctx = dist.init(args.cuda)
+    try:
+        if args.train:
+            train(args, ctx)
+        else:
+            evaluate_saved(args, ctx)
+    finally:
+        dist.shutdown(ctx)
 
 
 if __name__ == "__main__":
