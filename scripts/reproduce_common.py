@@ -1,0 +1,82 @@
+"""What the reproduction scripts share: a resumable job pool and the results-table writers."""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+@dataclass
+class Job:
+    """One training run. ``done`` exists once it has finished; then it is skipped."""
+
+    name: str
+    command: list[str]
+    done: Path
+    log: Path
+    env: dict = field(default_factory=dict)
+
+
+def run_jobs(jobs: list[Job], parallel: int) -> list[str]:
+    """Run the unfinished jobs, at most ``parallel`` at once, each with an equal share of
+    the CPU threads. Returns the names of the jobs that failed."""
+    todo = [j for j in jobs if not j.done.exists()]
+    print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished; running {len(todo)}, "
+          f"{parallel} at a time")
+    threads = str(max(1, (os.cpu_count() or 1) // parallel))
+    running: list[tuple[Job, subprocess.Popen, float]] = []
+    failed = []
+    while todo or running:
+        while todo and len(running) < parallel:
+            job = todo.pop(0)
+            job.log.parent.mkdir(parents=True, exist_ok=True)
+            env = {**os.environ, "OMP_NUM_THREADS": threads, **job.env}
+            with open(job.log, "a") as log:
+                proc = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            running.append((job, proc, time.time()))
+            print(f"started  {job.name}  (log: {job.log})", flush=True)
+        time.sleep(1)
+        for entry in list(running):
+            job, proc, start = entry
+            if proc.poll() is None:
+                continue
+            running.remove(entry)
+            status = "finished" if proc.returncode == 0 and job.done.exists() else "FAILED"
+            if status == "FAILED":
+                failed.append(job.name)
+            print(f"{status} {job.name} in {time.time() - start:.0f} s", flush=True)
+    return failed
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def hardware() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores ({platform.processor() or 'unknown CPU'})"
+
+
+def write_table(name: str, header: list[str], rows: list[list[str]], preamble: str) -> None:
+    """results/<name>.md (with the preamble) and results/<name>.csv."""
+    RESULTS.mkdir(exist_ok=True)
+    lines = [preamble.rstrip(), "", "| " + " | ".join(header) + " |",
+             "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    with open(RESULTS / f"{name}.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    print(f"wrote {RESULTS / name}.md and .csv")
