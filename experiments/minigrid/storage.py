@@ -1,0 +1,100 @@
+"""The model directory ``<storage>/<model>/``: paths, ``status.pt``, and the training logs
+(``log.txt``, ``log.csv``, TensorBoard events)."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorboardX
+from tqdm import tqdm
+
+from experiments.common import UserError, load_checkpoint, save_checkpoint
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STATUS_FILE = "status.pt"
+
+
+def storage_root(override: str | os.PathLike | None = None) -> Path:
+    """``--storage`` if given, else ``$PROJECT_STORAGE`` (rl-starter-files' variable), else
+    ``<repo>/storage``: the same folder whether a script runs from the root or its folder."""
+    if override is not None:
+        return Path(override)
+    return Path(os.environ.get("PROJECT_STORAGE", REPO_ROOT / "storage"))
+
+
+def model_dir(name: str, storage: str | os.PathLike | None = None) -> Path:
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise UserError(f"model name {name!r} must be a plain folder name (no '/')")
+    return storage_root(storage) / name
+
+
+def existing_model_dir(name: str, storage: str | os.PathLike | None = None) -> Path:
+    """The directory of a trained model, or a one-line error."""
+    path = model_dir(name, storage)
+    if not (path / STATUS_FILE).is_file():
+        what = "has no " + STATUS_FILE if path.is_dir() else "does not exist"
+        raise UserError(f"model directory {path} {what}; train it first with "
+                        f"train.py --model {name} (or pass the right --storage)")
+    return path
+
+
+def save_status(path: Path, status: dict) -> None:
+    """Atomic: an interrupted save leaves the previous ``status.pt`` intact."""
+    save_checkpoint(status, path / STATUS_FILE)
+
+
+def load_status(path: Path) -> dict:
+    status = load_checkpoint(path / STATUS_FILE)
+    missing = {"model_state", "model_config", "num_frames", "update"} - set(status)
+    if missing:
+        raise UserError(f"{path / STATUS_FILE} lacks {', '.join(sorted(missing))}; "
+                        "it was not written by experiments/minigrid/train.py")
+    return status
+
+
+def synthesize(values) -> dict[str, float]:
+    """Mean, std, min and max of a list of per-episode numbers."""
+    array = np.asarray(values, dtype=np.float64)
+    return {"mean": float(array.mean()), "std": float(array.std()),
+            "min": float(array.min()), "max": float(array.max())}
+
+
+class TrainingLog:
+    """Writes each update's row to ``log.csv`` and TensorBoard, and messages to ``log.txt``
+    and the terminal (through ``tqdm.write``, so the progress bar stays intact).
+
+    Resuming appends to the existing files.
+    """
+
+    def __init__(self, path: Path, echo: bool = True) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.echo = echo
+        self._txt = open(path / "log.txt", "a", encoding="utf-8")
+        csv_path = path / "log.csv"
+        self._write_header = not csv_path.is_file() or csv_path.stat().st_size == 0
+        self._csv_file = open(csv_path, "a", newline="", encoding="utf-8")
+        self._csv = csv.writer(self._csv_file)
+        self._tb = tensorboardX.SummaryWriter(str(path))
+
+    def info(self, message: str) -> None:
+        self._txt.write(message + "\n")
+        self._txt.flush()
+        if self.echo:
+            tqdm.write(message)
+
+    def row(self, row: dict[str, float], step: int) -> None:
+        if self._write_header:
+            self._csv.writerow(row.keys())
+            self._write_header = False
+        self._csv.writerow(row.values())
+        self._csv_file.flush()
+        for key, value in row.items():
+            self._tb.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        self._tb.close()
+        self._csv_file.close()
+        self._txt.close()

@@ -1,0 +1,275 @@
+"""Train a PPO or A2C agent (torch-ac) with LSTM or RIM memory on a MiniGrid environment.
+
+    python experiments/minigrid/train.py --algo ppo --env MiniGrid-Empty-5x5-v0 --model rim5x5 \\
+        --use_rim --frames 80000
+
+The model directory <storage>/<model>/ gets log.txt, log.csv, TensorBoard events and
+status.pt (model, optimiser, counters, RNG state and the model's configuration). Running
+the same command again resumes from status.pt; --frames is the total to reach.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import time
+
+import gymnasium as gym
+import torch
+from tqdm import tqdm
+
+from experiments.common import (
+    UserError,
+    cli_main,
+    environment_info,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
+from experiments.minigrid.agent import check_env_fits
+from experiments.minigrid.envs import make_envs, preprocess_obss, torch_ac, worker_processes
+from experiments.minigrid.model import ACModel, ModelConfig
+from experiments.minigrid.storage import (
+    STATUS_FILE,
+    TrainingLog,
+    load_status,
+    model_dir,
+    save_status,
+    synthesize,
+)
+
+DEFAULT_FRAMES_PER_PROC = {"ppo": 128, "a2c": 8}  # torch-ac's own defaults
+SHAPE_FLAGS = {"num_units": "--num-units", "k": "--k", "hidden_size": "--hidden-size"}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    general = p.add_argument_group("general")
+    general.add_argument("--algo", required=True, choices=["ppo", "a2c"], help="RL algorithm (REQUIRED)")
+    general.add_argument("--env", required=True, help="MiniGrid environment id to train on (REQUIRED)")
+    general.add_argument("--model", default=None,
+                         help="model directory name (default: {ENV}_{ALGO}_{lstm|rim}_seed{SEED}_{TIME})")
+    general.add_argument("--storage", default=None,
+                         help="folder holding the model directories (default: $PROJECT_STORAGE, "
+                              "else storage/ at the repository root)")
+    general.add_argument("--seed", type=int, default=1,
+                         help="seeds torch, numpy, and environment i with SEED + 10000*i (default: 1)")
+    general.add_argument("--procs", type=int, default=16, help="parallel environments (default: 16)")
+    general.add_argument("--frames", type=int, default=10**7,
+                         help="total frames to train for, counting frames of earlier runs (default: 1e7)")
+    general.add_argument("--log-interval", type=int, default=1,
+                         help="updates between two log rows (default: 1)")
+    general.add_argument("--save-interval", type=int, default=10,
+                         help="updates between two saves of status.pt; it is also saved at the end "
+                              "(default: 10, 0: only at the end)")
+    general.add_argument("--threads", type=int, default=1,
+                         help="torch threads (default: 1; the environment workers need the other cores, "
+                              "see the README)")
+    general.add_argument("--no-progress", dest="progress", action="store_false",
+                         help="no progress bar and no log lines on the terminal")
+
+    memory = p.add_argument_group("memory (saved with the model; on resume, only to check)")
+    memory.add_argument("--use_rim", "--use-rim", action="store_true",
+                        help="RIM memory (rim_core.RIMCell) instead of an nn.LSTMCell")
+    memory.add_argument("--num-units", type=int, default=None,
+                        help="RIM units, the paper's Kt; the LSTM gets NUM_UNITS*HIDDEN_SIZE features "
+                             f"(default: {ModelConfig.num_units})")
+    memory.add_argument("--k", type=int, default=None,
+                        help=f"RIM units active per step, the paper's Ka (default: {ModelConfig.k})")
+    memory.add_argument("--hidden-size", type=int, default=None,
+                        help=f"hidden features per RIM unit (default: {ModelConfig.hidden_size})")
+
+    algo = p.add_argument_group("algorithm (torch-ac)")
+    algo.add_argument("--epochs", type=int, default=4, help="PPO epochs per update (default: 4)")
+    algo.add_argument("--batch-size", type=int, default=256, help="PPO batch size in frames (default: 256)")
+    algo.add_argument("--frames-per-proc", type=int, default=None,
+                      help="frames per environment per update (default: 128 for PPO, 8 for A2C)")
+    algo.add_argument("--recurrence", type=int, default=4,
+                      help="steps the gradient is backpropagated through the memory; must divide "
+                           "--frames-per-proc (default: 4)")
+    algo.add_argument("--lr", type=float, default=0.001, help="learning rate (default: 0.001)")
+    algo.add_argument("--discount", type=float, default=0.99, help="discount factor (default: 0.99)")
+    algo.add_argument("--gae-lambda", type=float, default=0.95,
+                      help="lambda of generalised advantage estimation (default: 0.95, 1: no GAE)")
+    algo.add_argument("--entropy-coef", type=float, default=0.01, help="entropy bonus weight (default: 0.01)")
+    algo.add_argument("--value-loss-coef", type=float, default=0.5, help="value loss weight (default: 0.5)")
+    algo.add_argument("--max-grad-norm", type=float, default=0.5,
+                      help="gradient norm clipping threshold (default: 0.5)")
+    algo.add_argument("--clip-eps", type=float, default=0.2, help="PPO clipping epsilon (default: 0.2)")
+    algo.add_argument("--optim-eps", type=float, default=1e-8,
+                      help="Adam (PPO) and RMSprop (A2C) epsilon (default: 1e-8)")
+    algo.add_argument("--optim-alpha", type=float, default=0.99, help="RMSprop alpha, A2C (default: 0.99)")
+    args = p.parse_args(argv)
+    if args.frames_per_proc is None:
+        args.frames_per_proc = DEFAULT_FRAMES_PER_PROC[args.algo]
+    return args
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """One-line errors for values torch-ac would reject with a bare assert, or worse, accept."""
+    for name in ("threads", "procs", "frames", "frames_per_proc", "recurrence", "epochs", "batch_size",
+                 "log_interval"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    for name in ("num_units", "hidden_size"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise UserError(f"{SHAPE_FLAGS[name]} must be >= 1, got {getattr(args, name)}")
+    if args.save_interval < 0:
+        raise UserError(f"--save-interval must be >= 0, got {args.save_interval}")
+    if args.lr <= 0:
+        raise UserError(f"--lr must be > 0, got {args.lr}")
+    if args.frames_per_proc % args.recurrence:
+        raise UserError(f"--recurrence {args.recurrence} must divide --frames-per-proc "
+                        f"{args.frames_per_proc}: torch-ac cuts each environment's rollout into "
+                        "sequences of that length")
+    if args.algo == "ppo" and args.batch_size % args.recurrence:
+        raise UserError(f"--recurrence {args.recurrence} must divide --batch-size {args.batch_size}: "
+                        "a PPO batch is made of whole sequences")
+
+
+def resolve_config(args: argparse.Namespace, saved: dict | None, env: gym.Env) -> ModelConfig:
+    """The model's configuration: from the flags for a new model, from status.pt on resume
+    (where flags that were given must agree with it)."""
+    shape = {name: getattr(args, name) for name in SHAPE_FLAGS if getattr(args, name) is not None}
+    if saved is None:
+        config = ModelConfig(use_rim=args.use_rim, num_actions=int(env.action_space.n),
+                             image_shape=tuple(env.observation_space["image"].shape), **shape)
+    else:
+        config = ModelConfig.from_dict(saved)
+        if args.use_rim and not config.use_rim:
+            raise UserError(f"--use_rim was given but model {args.model} was created with LSTM memory; "
+                            "drop --use_rim or choose another --model")
+        for name, value in shape.items():
+            if value != getattr(config, name):
+                raise UserError(f"{SHAPE_FLAGS[name]} {value} differs from model {args.model}'s "
+                                f"{getattr(config, name)}; drop the flag or choose another --model")
+        check_env_fits(config, env, args.env)
+    if not 1 <= config.k <= config.num_units:
+        raise UserError(f"--k {config.k} must be between 1 and --num-units {config.num_units}")
+    return config
+
+
+def make_algo(args: argparse.Namespace, envs: list[gym.Env], model: ACModel):
+    """torch-ac's PPO or A2C; it starts the environment workers and creates the optimiser."""
+    common = dict(device=torch.device("cpu"), num_frames_per_proc=args.frames_per_proc,
+                  discount=args.discount, lr=args.lr, gae_lambda=args.gae_lambda,
+                  entropy_coef=args.entropy_coef, value_loss_coef=args.value_loss_coef,
+                  max_grad_norm=args.max_grad_norm, recurrence=args.recurrence,
+                  preprocess_obss=preprocess_obss)
+    if args.algo == "ppo":
+        return torch_ac.PPOAlgo(envs, model, adam_eps=args.optim_eps, clip_eps=args.clip_eps,
+                                epochs=args.epochs, batch_size=args.batch_size, **common)
+    return torch_ac.A2CAlgo(envs, model, rmsprop_alpha=args.optim_alpha, rmsprop_eps=args.optim_eps,
+                            **common)
+
+
+def plain_environment_info() -> dict:
+    # environment_info()'s torch version is a TorchVersion (a str subclass), which
+    # torch.load(weights_only=True) refuses; store plain strings.
+    return {key: str(value) if isinstance(value, str) else value for key, value in environment_info().items()}
+
+
+def log_row(update: int, num_frames: int, fps: float, duration: float, logs: dict) -> dict[str, float]:
+    row = {"update": update, "frames": num_frames, "FPS": fps, "duration": duration}
+    for key in ("return", "num_frames"):
+        values = logs[f"{key}_per_episode"]
+        row.update({f"{key}_{stat}": value for stat, value in synthesize(values).items()})
+    for key in ("entropy", "value", "policy_loss", "value_loss", "grad_norm"):
+        row[key] = float(logs[key])  # torch-ac returns floats, numpy floats or tensors
+    return row
+
+
+def format_row(row: dict[str, float]) -> str:
+    return ("U {update} | F {frames:07d} | FPS {FPS:4.0f} | D {duration:.0f}s | "
+            "R {return_mean:.2f} +- {return_std:.2f} [{return_min:.2f}, {return_max:.2f}] | "
+            "len {num_frames_mean:.1f} +- {num_frames_std:.1f} "
+            "[{num_frames_min:.0f}, {num_frames_max:.0f}] | "
+            "H {entropy:.3f} | V {value:.3f} | pL {policy_loss:.3f} | vL {value_loss:.3f} | "
+            "grad {grad_norm:.3f}").format(**row)
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Train (or resume) and return ``{"model_dir", "num_frames", "update"}``."""
+    check_args(args)
+    memory_name = "rim" if args.use_rim else "lstm"
+    if args.model is None:
+        stamp = datetime.datetime.now().strftime("%y-%m-%d-%H-%M-%S")
+        args.model = f"{args.env}_{args.algo}_{memory_name}_seed{args.seed}_{stamp}"
+    path = model_dir(args.model, args.storage)
+    status = load_status(path) if (path / STATUS_FILE).is_file() else None
+    if status is not None and status.get("algo", args.algo) != args.algo:
+        raise UserError(f"model {args.model} was trained with {status['algo']}; its optimiser state does "
+                        f"not fit --algo {args.algo}")
+    update = status["update"] if status else 0
+    num_frames = status["num_frames"] if status else 0
+
+    torch.set_num_threads(args.threads)
+    seed_everything(args.seed)
+    envs = make_envs(args.env, args.procs, args.seed, offset=update)
+    config = resolve_config(args, status["model_config"] if status else None, envs[0])
+    model = ACModel(config)
+    if status:
+        model.load_state_dict(status["model_state"])
+
+    log = TrainingLog(path, echo=args.progress)
+    log.info(f"{'resuming' if status else 'new model'} in {path} at {num_frames} frames, update {update}")
+    log.info(f"args: {vars(args)}")
+    log.info(f"model: {model}")
+
+    with worker_processes():
+        algo = make_algo(args, envs, model)
+        duration = 0.0
+        if status:
+            algo.optimizer.load_state_dict(status["optimizer_state"])
+            set_rng_state(status["rng_state"])
+            duration = status.get("duration", 0.0)
+            # PPO shifts its sequence starts by recurrence/2 every other epoch, counting in batch_num
+            algo.batch_num = status.get("batch_num", 0)
+
+        def save() -> None:
+            save_status(path, {
+                "model_state": model.state_dict(), "optimizer_state": algo.optimizer.state_dict(),
+                "model_config": config.to_dict(), "num_frames": num_frames, "update": update,
+                "duration": duration, "batch_num": getattr(algo, "batch_num", 0), "algo": args.algo,
+                "env": args.env, "rng_state": rng_state(), "args": vars(args),
+                "environment": plain_environment_info(),
+            })
+
+        if num_frames >= args.frames:
+            log.info(f"already trained for {num_frames} frames >= --frames {args.frames}; nothing to do")
+        bar = tqdm(total=args.frames, initial=min(num_frames, args.frames), unit="frames",
+                   unit_scale=True, dynamic_ncols=True, disable=not args.progress)
+        saved_at = update
+        while num_frames < args.frames:
+            start = time.perf_counter()
+            exps, collect_logs = algo.collect_experiences()
+            update_logs = algo.update_parameters(exps)
+            elapsed = time.perf_counter() - start
+            duration += elapsed
+            num_frames += collect_logs["num_frames"]
+            update += 1
+            bar.update(collect_logs["num_frames"])
+
+            if update % args.log_interval == 0:
+                row = log_row(update, num_frames, collect_logs["num_frames"] / elapsed, duration,
+                              {**collect_logs, **update_logs})
+                log.row(row, step=num_frames)
+                log.info(format_row(row))
+            if args.save_interval > 0 and update % args.save_interval == 0:
+                save()
+                saved_at = update
+        bar.close()
+        if saved_at != update:
+            save()
+            log.info(f"saved {path / STATUS_FILE} at {num_frames} frames, update {update}")
+    log.close()
+    return {"model_dir": str(path), "num_frames": num_frames, "update": update}
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> None:
+    run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
