@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Run the demo; return the two evaluations and the gif's path."""
+    """Run the demo; return the evaluations and the gif's path."""
     start = time.perf_counter()
     common = ["--model", args.model] + (["--storage", args.storage] if args.storage else [])
     path = model_dir(args.model, args.storage)
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> dict:
     print(f"\n== 3/3 rendering {TEST_ENV}")
     gif = visualize.run(visualize.parse_args(
         ["--env", TEST_ENV, "--gif", str(path / "demo_16x16.gif"), "--episodes", "2", "--argmax",
-         "--max-frames", "200", "--tile-size", "16", *common]))
+         "--max-frames", "200", "--tile-size", "16", *common]))["gif"]
 
     print(f"\n{'environment':<26}{'actions':>9}{'return':>16}{'length':>9}{'success':>9}")
     for stats in results.values():

@@ -86,8 +86,8 @@ def add_strip(frame: np.ndarray, caption: str, active: Sequence[bool] | None) ->
     return np.asarray(image)
 
 
-def run(args: argparse.Namespace) -> Path:
-    """Write the gif and return its path."""
+def run(args: argparse.Namespace) -> dict:
+    """Write the gif; return ``{"gif": path, "frames": count, "returns": [finished episodes' returns]}``."""
     if min(args.episodes, args.max_frames, args.tile_size) < 1 or args.pause <= 0:
         raise UserError("--episodes, --max-frames and --tile-size must be >= 1 and --pause > 0")
     model, _ = load_model(existing_model_dir(args.model, args.storage), args.use_rim)
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> Path:
             frame = env.render()
             action = agent.act([obs])
             active = agent.active_units[0].tolist() if agent.active_units is not None else None
-            frames.append(add_strip(frame, f"episode {episode + 1}  step {step}", active))
+            frames.append(add_strip(frame, f"ep {episode + 1} step {step}", active))
             obs, reward, terminated, truncated, _ = env.step(action[0])
             done, episode_return, step = terminated or truncated, episode_return + reward, step + 1
         if not done:
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     iio.imwrite(out, np.stack(frames), extension=".gif", duration=round(1000 * args.pause), loop=0)
     print(f"wrote {out}: {len(frames)} frames, episode returns {[round(r, 3) for r in returns]}")
-    return out
+    return {"gif": out, "frames": len(frames), "returns": returns}
 
 
 @cli_main

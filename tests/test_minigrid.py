@@ -1,0 +1,298 @@
+"""MiniGrid agents: training writes and resumes its model directory, evaluate and visualize
+rebuild the agent from status.pt alone, the memory round trip is exact, bad input gets a
+one-line error. Tiny runs (2 environments, 16 frames per update, hidden size 8)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from experiments.common import load_checkpoint
+from experiments.minigrid import demo, evaluate, train, visualize
+from experiments.minigrid.agent import Agent, load_model
+from experiments.minigrid.envs import env_seeds, make_env, preprocess_obss
+from experiments.minigrid.model import ACModel, ModelConfig, pack_memory, unpack_memory
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = "MiniGrid-Empty-5x5-v0"
+FRAMES_PER_UPDATE = 16  # 2 procs x 8 frames
+
+
+def train_args(storage: Path, model: str, *extra: str, algo: str = "ppo", frames: int = 32) -> list[str]:
+    return ["--algo", algo, "--env", ENV, "--model", model, "--storage", str(storage), "--procs", "2",
+            "--frames-per-proc", "8", "--recurrence", "4", "--batch-size", "8", "--epochs", "1",
+            "--hidden-size", "8", "--frames", str(frames), "--save-interval", "1", "--no-progress", *extra]
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """Storage with a RIM agent of a non-default shape (3 units, 2 active) and an LSTM agent."""
+    storage = tmp_path_factory.mktemp("storage")
+    train.run(train.parse_args(train_args(storage, "rim", "--use_rim", "--num-units", "3", "--k", "2")))
+    train.run(train.parse_args(train_args(storage, "lstm")))
+    return storage
+
+
+# ---------------------------------------------------------------- training
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+@pytest.mark.parametrize("use_rim", [False, True], ids=["lstm", "rim"])
+def test_training_writes_every_model_directory_file(tmp_path, algo, use_rim):
+    flags = ["--use_rim"] if use_rim else []
+    result = train.run(train.parse_args(train_args(tmp_path, "m", *flags, algo=algo)))
+    path = tmp_path / "m"
+    assert result == {"model_dir": str(path), "num_frames": 32, "update": 2}
+    assert len(list(path.glob("events.out.tfevents.*"))) == 1
+    assert "U 2 | F 0000032" in (path / "log.txt").read_text()
+
+    rows = read_csv(path / "log.csv")
+    assert [int(r["update"]) for r in rows] == [1, 2]
+    assert [int(r["frames"]) for r in rows] == [16, 32]
+    for key in ("FPS", "duration", "return_mean", "return_std", "return_min", "return_max",
+                "num_frames_mean", "entropy", "value", "policy_loss", "value_loss", "grad_norm"):
+        assert np.isfinite(float(rows[-1][key])), key
+    assert 0 < float(rows[-1]["entropy"]) <= np.log(7) + 1e-6  # 7 MiniGrid actions
+
+    status = load_checkpoint(path / "status.pt")  # weights_only=True: plain data and tensors only
+    assert status["num_frames"] == 32 and status["update"] == 2 and status["algo"] == algo
+    assert status["model_config"]["use_rim"] is use_rim
+    assert {"model_state", "optimizer_state", "rng_state"} <= set(status)
+
+
+def test_resume_continues_from_the_saved_frame_count(tmp_path):
+    train.run(train.parse_args(train_args(tmp_path, "m", "--use_rim")))
+    before = load_checkpoint(tmp_path / "m" / "status.pt")
+    # no --use_rim: the saved configuration decides
+    result = train.run(train.parse_args(train_args(tmp_path, "m", frames=64)))
+    after = load_checkpoint(tmp_path / "m" / "status.pt")
+
+    assert result["num_frames"] == before["num_frames"] + 2 * FRAMES_PER_UPDATE == 64
+    assert after["update"] == before["update"] + 2
+    assert after["model_config"] == before["model_config"]
+    # Adam's step count continues: the optimiser state was restored, not recreated. PPO
+    # makes 2 then 1 optimiser steps per update (torch-ac shifts the sequences by half their
+    # length every other epoch, dropping those that would cross the rollout's end).
+    def adam_steps(status: dict) -> set[int]:
+        return {int(state["step"]) for state in status["optimizer_state"]["state"].values()}
+    assert adam_steps(before) == {3} and adam_steps(after) == {6}
+    rows = read_csv(tmp_path / "m" / "log.csv")  # appended to, header once
+    assert [int(r["frames"]) for r in rows] == [16, 32, 48, 64]
+    assert (tmp_path / "m" / "log.txt").read_text().count("resuming in") == 1
+
+    # reaching --frames already: nothing to do, nothing changes
+    assert train.run(train.parse_args(train_args(tmp_path, "m", frames=64)))["update"] == 4
+
+
+def test_same_seed_gives_the_same_training_run(tmp_path):
+    for name in ("a", "b"):
+        train.run(train.parse_args(train_args(tmp_path, name, "--use_rim", "--seed", "3")))
+    a, b = (read_csv(tmp_path / name / "log.csv") for name in ("a", "b"))
+    timing = {"FPS", "duration"}
+    assert [{k: v for k, v in r.items() if k not in timing} for r in a] == \
+           [{k: v for k, v in r.items() if k not in timing} for r in b]
+    state_a, state_b = (load_checkpoint(tmp_path / n / "status.pt")["model_state"] for n in ("a", "b"))
+    assert all(torch.equal(state_a[key], state_b[key]) for key in state_a)
+    assert env_seeds(3, 3) == [3, 10003, 20003]
+
+
+# ---------------------------------------------------------------- model and memory
+
+
+def test_memory_round_trip_is_exact():
+    config = ModelConfig(use_rim=True, num_actions=7, num_units=3, k=2, hidden_size=5)
+    h, c = torch.randn(4, 3, 5), torch.randn(4, 3, 5)
+    memory = pack_memory(h, c)
+    assert memory.shape == (4, config.memory_size) == (4, 2 * 3 * 5)
+    h2, c2 = unpack_memory(memory, config.state_shape)
+    assert torch.equal(h2, h) and torch.equal(c2, c)
+    flat = torch.randn(4, config.memory_size)
+    assert torch.equal(pack_memory(*unpack_memory(flat, config.state_shape)), flat)
+
+
+def test_model_carries_the_whole_rim_state_through_the_flat_memory():
+    torch.manual_seed(0)
+    model = ACModel(ModelConfig(use_rim=True, num_actions=7, num_units=4, k=3, hidden_size=6))
+    env = make_env(ENV, seed=0)
+    obs = preprocess_obss([env.reset(seed=i)[0] for i in range(5)])
+    memory = torch.randn(5, model.memory_size)
+    dist, value, new_memory = model(obs, memory)
+
+    x = model.image_conv(obs.image.permute(0, 3, 1, 2))
+    (h, c), active = model.memory_rnn(x, unpack_memory(memory, (4, 6)))
+    assert torch.equal(new_memory, pack_memory(h, c))
+    assert torch.equal(model.last_active, active)
+    assert model.last_active.shape == (5, 4) and (model.last_active.sum(1) == 3).all()
+    # inactive units keep h and c exactly: the mask recorded is the one that was applied
+    old_h, old_c = unpack_memory(memory, (4, 6))
+    new_h, new_c = unpack_memory(new_memory, (4, 6))
+    kept = ~model.last_active
+    assert torch.equal(new_h[kept], old_h[kept]) and torch.equal(new_c[kept], old_c[kept])
+    assert dist.probs.shape == (5, 7) and value.shape == (5,)
+
+
+def test_agent_resets_memory_only_where_an_episode_ended():
+    agent = Agent(ACModel(ModelConfig(use_rim=False, num_actions=7, hidden_size=4)), num_envs=3)
+    agent.memory = torch.randn(3, agent.memory.shape[1])
+    before = agent.memory.clone()
+    agent.episodes_ended([False, True, False])
+    assert torch.equal(agent.memory[1], torch.zeros_like(before[1]))
+    assert torch.equal(agent.memory[[0, 2]], before[[0, 2]])
+
+
+# ---------------------------------------------------------------- evaluate and visualize
+
+
+def test_evaluate_rebuilds_the_agent_from_status_alone(trained, tmp_path):
+    out = tmp_path / "eval.json"
+    # an unseen, larger environment; no --use_rim or shape flags although the shape is not the default
+    stats = evaluate.run(evaluate.parse_args(["--env", "MiniGrid-Empty-6x6-v0", "--model", "rim", "--storage",
+                                              str(trained), "--episodes", "5", "--procs", "2",
+                                              "--json", str(out)]))
+    assert json.loads(out.read_text()) == json.loads(json.dumps(stats))
+    assert stats["episodes"] == 5 and stats["use_rim"] is True and stats["trained_on"] == ENV
+    assert 0.0 <= stats["return_min"] <= stats["return_mean"] <= stats["return_max"] < 1.0
+    assert 1 <= stats["length_min"] <= stats["length_mean"] <= stats["length_max"] <= 4 * 6 * 6
+    assert 0.0 <= stats["success_rate"] <= 1.0
+    # a success earns a positive return, a failure none
+    assert (stats["success_rate"] > 0) == (stats["return_max"] > 0)
+    model, _ = load_model(trained / "rim")
+    assert (model.config.num_units, model.config.k, model.config.hidden_size) == (3, 2, 8)
+
+
+def test_evaluate_is_deterministic_for_a_seed(trained):
+    args = ["--env", ENV, "--model", "lstm", "--storage", str(trained), "--episodes", "4", "--procs", "2"]
+    first, second = (evaluate.run(evaluate.parse_args(args + ["--seed", "5"])) for _ in range(2))
+    first.pop("seconds"), second.pop("seconds")
+    assert first == second
+
+
+def test_visualize_writes_a_gif_with_the_active_units_strip(trained, tmp_path):
+    result = visualize.run(visualize.parse_args(["--env", ENV, "--model", "rim", "--storage", str(trained),
+                                                 "--gif", str(tmp_path / "rim"), "--episodes", "2",
+                                                 "--max-frames", "15", "--tile-size", "16"]))
+    assert result["gif"] == tmp_path / "rim.gif"
+    frames = iio.imread(result["gif"], index=None)
+    render_height = 5 * 16
+    assert len(frames) == result["frames"] >= 2  # every step is its own frame (captions differ)
+    assert frames.shape[1:3] == (render_height + visualize.strip_height(3), 5 * 16)
+
+    strip_top = render_height + visualize.CAPTION_HEIGHT
+    for frame in frames[..., :3]:
+        cells = [frame[strip_top + 4:strip_top + visualize.UNITS_HEIGHT - 5, x0 + 12:x1 - 2]
+                 for x0, x1 in visualize.unit_cells(frame.shape[1], 3)]
+        bright = [np.median(cell.max(axis=-1)) > 100 for cell in cells]
+        assert sum(bright) == 2  # k = 2 of the 3 units are active at every step
+
+
+def test_visualize_lstm_agent_has_captions_but_no_units_strip(trained, tmp_path):
+    result = visualize.run(visualize.parse_args(["--env", ENV, "--model", "lstm", "--storage", str(trained),
+                                                 "--gif", str(tmp_path / "lstm.gif"), "--max-frames", "3",
+                                                 "--tile-size", "16"]))
+    frames = iio.imread(result["gif"], index=None)
+    assert frames.shape[:3] == (result["frames"], 5 * 16 + visualize.strip_height(None), 5 * 16)
+
+
+# ---------------------------------------------------------------- errors
+
+
+def error_line(capsys, main, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"--env": "MiniGrid-Empty-5x5-v9"}, "unknown environment 'MiniGrid-Empty-5x5-v9'; did you mean"),
+    ({"--num-units": "4", "--k": "5"}, "--k 5 must be between 1 and --num-units 4"),
+    ({"--frames-per-proc": "10"}, "--recurrence 4 must divide --frames-per-proc 10"),
+    ({"--batch-size": "6"}, "--recurrence 4 must divide --batch-size 6"),
+    ({"--procs": "0"}, "--procs must be >= 1"),
+    ({"--model": "a/b"}, "must be a plain folder name"),
+])
+def test_training_errors_are_one_line(tmp_path, capsys, changes, message):
+    argv = train_args(tmp_path, "m", "--use_rim")
+    for flag, value in changes.items():
+        if flag in argv:
+            argv[argv.index(flag) + 1] = value
+        else:
+            argv += [flag, value]
+    assert message in error_line(capsys, train.main, argv)
+    assert list(tmp_path.iterdir()) == []  # nothing created on bad input
+
+
+def test_errors_of_trained_models_are_one_line(trained, tmp_path, capsys):
+    missing = ["--env", ENV, "--model", "nope", "--storage", str(trained)]
+    assert "nope does not exist" in error_line(capsys, evaluate.main, missing)
+    assert "nope does not exist" in error_line(capsys, visualize.main, missing + ["--gif", "x"])
+    lstm = ["--env", ENV, "--model", "lstm", "--storage", str(trained)]
+    assert "has LSTM memory" in error_line(capsys, evaluate.main, lstm + ["--use_rim"])
+    resume = train_args(trained, "lstm", "--use_rim")
+    assert "created with LSTM memory" in error_line(capsys, train.main, resume)
+    resume = train_args(trained, "rim")
+    resume[resume.index("--hidden-size") + 1] = "16"
+    assert "--hidden-size 16 differs from model rim's 8" in error_line(capsys, train.main, resume)
+    assert "trained with ppo" in error_line(capsys, train.main, train_args(trained, "rim", algo="a2c"))
+    assert "is not a MiniGrid environment" in error_line(capsys, evaluate.main,
+                                                         ["--env", "CartPole-v1", "--model", "lstm",
+                                                          "--storage", str(trained)])
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "status.pt").write_bytes(b"not a checkpoint")
+    assert "corrupt" in error_line(capsys, evaluate.main,
+                                   ["--env", ENV, "--model", "bad", "--storage", str(tmp_path)])
+
+
+# ---------------------------------------------------------------- scripts as programs
+
+
+def test_scripts_run_from_the_root_and_from_their_folder(tmp_path):
+    folder = ROOT / "experiments" / "minigrid"
+    for cwd, script, frames in ((ROOT, "experiments/minigrid/train.py", 16), (folder, "train.py", 32)):
+        proc = subprocess.run([sys.executable, script, *train_args(tmp_path, "cli", frames=frames)],
+                              cwd=cwd, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+    assert load_checkpoint(tmp_path / "cli" / "status.pt")["num_frames"] == 32  # the second run resumed
+    proc = subprocess.run([sys.executable, "evaluate.py", "--env", "Nope-v0", "--model", "cli", "--storage",
+                           str(tmp_path)], cwd=folder, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: unknown environment 'Nope-v0'")
+    assert proc.stderr.count("\n") == 1, proc.stderr
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_torch_ac_imports_whatever_start_method_was_chosen_first(method):
+    code = (f"import multiprocessing; multiprocessing.set_start_method({method!r}); "
+            "from experiments.minigrid.envs import torch_ac; "
+            "print(torch_ac.utils.ParallelEnv.__name__, multiprocessing.get_start_method())")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["ParallelEnv", method]
+
+
+def test_demo_runs_end_to_end_when_tiny(tmp_path, capsys):
+    result = demo.run(demo.parse_args(["--frames", "256", "--procs", "2", "--episodes", "2",
+                                       "--storage", str(tmp_path)]))
+    path = tmp_path / "demo_rim_empty5x5"
+    assert load_checkpoint(path / "status.pt")["num_frames"] == 256
+    for env in (demo.TRAIN_ENV, demo.TEST_ENV):
+        for suffix in ("", "_argmax"):
+            assert json.loads((path / f"eval_{env}{suffix}.json").read_text())["episodes"] == 2
+    assert len(result["evaluations"]) == 4
+    assert len(iio.imread(result["gif"], index=None)) >= 2
+    out = capsys.readouterr().out
+    assert f"tensorboard --logdir {path}" in out and str(path / "demo_16x16.gif") in out
