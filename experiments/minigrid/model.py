@@ -1,9 +1,10 @@
 """Actor-critic with memory for MiniGrid: image encoder -> LSTM or RIM -> actor and critic.
 
-The encoder and heads are rl-starter-files' (three small convolutions on the 7x7x3 grid,
-64 -> 64 -> outputs heads). The memory is ``nn.LSTMCell`` or ``rim_core.RIMCell``; both
-carry ``num_units * hidden_size`` features of h (and as many of c), so the LSTM baseline
-and the RIM agent have memories of the same size.
+The encoder and heads follow rl-starter-files: three small convolutions turn the 7x7x3
+grid into 64 features; actor and critic are each a 64-unit tanh layer and a linear
+output. The memory is ``nn.LSTMCell`` or ``rim_core.RIMCell``; both carry
+``num_units * hidden_size`` features of h (and as many of c), so the LSTM baseline and
+the RIM agent have memories of the same size, and the heads read all of h.
 
 torch-ac keeps the recurrent state as one flat vector per environment, ``(B, memory_size)``,
 which it zeroes at episode ends. :func:`pack_memory` / :func:`unpack_memory` convert it
@@ -35,8 +36,10 @@ class ModelConfig:
     num_units: int = 4  # the paper's Kt; the LSTM has num_units * hidden_size features
     k: int = 3  # the paper's Ka: units active at each step
     hidden_size: int = 16  # per unit
-    # RIM attention sizes: the reference MiniGrid RIM read values of 64 features and
-    # communicated values of the unit size; keys keep rim_core's defaults.
+    # RIM attention sizes. Values as in the reference MiniGrid RIM (input values of 64
+    # features, communication values of 16, its unit size); keys and the number of
+    # communication heads smaller than rim_core's defaults, for speed: at this size the
+    # cell's time goes to per-operation overhead, and each head costs attention calls.
     input_key_size: int = 32
     input_value_size: int = 64
     num_input_heads: int = 1

@@ -188,13 +188,22 @@ def format_row(row: dict[str, float]) -> str:
             "grad {grad_norm:.3f}").format(**row)
 
 
+def training_status(args: argparse.Namespace, config: ModelConfig, model: ACModel, algo, num_frames: int,
+                    update: int, duration: float) -> dict:
+    """What status.pt holds: tensors and plain data only (loadable with weights_only=True)."""
+    return {"model_state": model.state_dict(), "optimizer_state": algo.optimizer.state_dict(),
+            "model_config": config.to_dict(), "num_frames": num_frames, "update": update,
+            "duration": duration, "batch_num": getattr(algo, "batch_num", 0), "algo": args.algo,
+            "env": args.env, "rng_state": rng_state(), "args": vars(args),
+            "environment": plain_environment_info()}
+
+
 def run(args: argparse.Namespace) -> dict:
     """Train (or resume) and return ``{"model_dir", "num_frames", "update"}``."""
     check_args(args)
-    memory_name = "rim" if args.use_rim else "lstm"
     if args.model is None:
         stamp = datetime.datetime.now().strftime("%y-%m-%d-%H-%M-%S")
-        args.model = f"{args.env}_{args.algo}_{memory_name}_seed{args.seed}_{stamp}"
+        args.model = f"{args.env}_{args.algo}_{'rim' if args.use_rim else 'lstm'}_seed{args.seed}_{stamp}"
     path = model_dir(args.model, args.storage)
     status = load_status(path) if (path / STATUS_FILE).is_file() else None
     if status is not None and status.get("algo", args.algo) != args.algo:
@@ -202,6 +211,10 @@ def run(args: argparse.Namespace) -> dict:
                         f"not fit --algo {args.algo}")
     update = status["update"] if status else 0
     num_frames = status["num_frames"] if status else 0
+    summary = {"model_dir": str(path), "num_frames": num_frames, "update": update}
+    if num_frames >= args.frames:
+        print(f"{path} is already trained for {num_frames} frames >= --frames {args.frames}; nothing to do")
+        return summary
 
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
@@ -215,55 +228,43 @@ def run(args: argparse.Namespace) -> dict:
     log.info(f"{'resuming' if status else 'new model'} in {path} at {num_frames} frames, update {update}")
     log.info(f"args: {vars(args)}")
     log.info(f"model: {model}")
-
+    bar = tqdm(total=args.frames, initial=num_frames, unit="frames", unit_scale=True, dynamic_ncols=True,
+               disable=not args.progress)
     with worker_processes():
-        algo = make_algo(args, envs, model)
-        duration = 0.0
-        if status:
-            algo.optimizer.load_state_dict(status["optimizer_state"])
-            set_rng_state(status["rng_state"])
-            duration = status.get("duration", 0.0)
-            # PPO shifts its sequence starts by recurrence/2 every other epoch, counting in batch_num
-            algo.batch_num = status.get("batch_num", 0)
+        try:
+            algo = make_algo(args, envs, model)
+            duration = 0.0
+            if status:
+                algo.optimizer.load_state_dict(status["optimizer_state"])
+                set_rng_state(status["rng_state"])
+                duration = status.get("duration", 0.0)
+                # PPO shifts its sequence starts by recurrence/2 every other epoch, counting in batch_num
+                algo.batch_num = status.get("batch_num", 0)
 
-        def save() -> None:
-            save_status(path, {
-                "model_state": model.state_dict(), "optimizer_state": algo.optimizer.state_dict(),
-                "model_config": config.to_dict(), "num_frames": num_frames, "update": update,
-                "duration": duration, "batch_num": getattr(algo, "batch_num", 0), "algo": args.algo,
-                "env": args.env, "rng_state": rng_state(), "args": vars(args),
-                "environment": plain_environment_info(),
-            })
+            while num_frames < args.frames:
+                start = time.perf_counter()
+                exps, collect_logs = algo.collect_experiences()
+                update_logs = algo.update_parameters(exps)
+                elapsed = time.perf_counter() - start
+                duration += elapsed
+                num_frames += collect_logs["num_frames"]
+                update += 1
+                bar.update(collect_logs["num_frames"])
 
-        if num_frames >= args.frames:
-            log.info(f"already trained for {num_frames} frames >= --frames {args.frames}; nothing to do")
-        bar = tqdm(total=args.frames, initial=min(num_frames, args.frames), unit="frames",
-                   unit_scale=True, dynamic_ncols=True, disable=not args.progress)
-        saved_at = update
-        while num_frames < args.frames:
-            start = time.perf_counter()
-            exps, collect_logs = algo.collect_experiences()
-            update_logs = algo.update_parameters(exps)
-            elapsed = time.perf_counter() - start
-            duration += elapsed
-            num_frames += collect_logs["num_frames"]
-            update += 1
-            bar.update(collect_logs["num_frames"])
-
-            if update % args.log_interval == 0:
-                row = log_row(update, num_frames, collect_logs["num_frames"] / elapsed, duration,
-                              {**collect_logs, **update_logs})
-                log.row(row, step=num_frames)
-                log.info(format_row(row))
-            if args.save_interval > 0 and update % args.save_interval == 0:
-                save()
-                saved_at = update
-        bar.close()
-        if saved_at != update:
-            save()
+                if update % args.log_interval == 0:
+                    row = log_row(update, num_frames, collect_logs["num_frames"] / elapsed, duration,
+                                  {**collect_logs, **update_logs})
+                    log.row(row, step=num_frames)
+                    log.info(format_row(row))
+                last = num_frames >= args.frames
+                if last or (args.save_interval > 0 and update % args.save_interval == 0):
+                    status = training_status(args, config, model, algo, num_frames, update, duration)
+                    save_status(path, status)
             log.info(f"saved {path / STATUS_FILE} at {num_frames} frames, update {update}")
-    log.close()
-    return {"model_dir": str(path), "num_frames": num_frames, "update": update}
+        finally:
+            bar.close()
+            log.close()
+    return {**summary, "num_frames": num_frames, "update": update}
 
 
 @cli_main
