@@ -19,10 +19,14 @@ STATUS_FILE = "status.pt"
 
 def storage_root(override: str | os.PathLike | None = None) -> Path:
     """``--storage`` if given, else ``$PROJECT_STORAGE`` (rl-starter-files' variable), else
-    ``<repo>/storage``: the same folder whether a script runs from the root or its folder."""
+    ``<repo>/storage``: the same folder whether a script runs from the root or its folder
+    (``./storage`` when the package is installed outside a checkout)."""
     if override is not None:
         return Path(override)
-    return Path(os.environ.get("PROJECT_STORAGE", REPO_ROOT / "storage"))
+    if "PROJECT_STORAGE" in os.environ:
+        return Path(os.environ["PROJECT_STORAGE"])
+    in_checkout = (REPO_ROOT / "setup.py").is_file()
+    return (REPO_ROOT if in_checkout else Path.cwd()) / "storage"
 
 
 def model_dir(name: str, storage: str | os.PathLike | None = None) -> Path:

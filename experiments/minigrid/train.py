@@ -211,15 +211,14 @@ def run(args: argparse.Namespace) -> dict:
                         f"not fit --algo {args.algo}")
     update = status["update"] if status else 0
     num_frames = status["num_frames"] if status else 0
-    summary = {"model_dir": str(path), "num_frames": num_frames, "update": update}
+    envs = make_envs(args.env, args.procs, args.seed, offset=update)
+    config = resolve_config(args, status["model_config"] if status else None, envs[0])
     if num_frames >= args.frames:
         print(f"{path} is already trained for {num_frames} frames >= --frames {args.frames}; nothing to do")
-        return summary
+        return {"model_dir": str(path), "num_frames": num_frames, "update": update}
 
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
-    envs = make_envs(args.env, args.procs, args.seed, offset=update)
-    config = resolve_config(args, status["model_config"] if status else None, envs[0])
     model = ACModel(config)
     if status:
         model.load_state_dict(status["model_state"])
@@ -264,7 +263,7 @@ def run(args: argparse.Namespace) -> dict:
         finally:
             bar.close()
             log.close()
-    return {**summary, "num_frames": num_frames, "update": update}
+    return {"model_dir": str(path), "num_frames": num_frames, "update": update}
 
 
 @cli_main

@@ -11,6 +11,7 @@ the state the agent saw when it chose its action.
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,6 +65,11 @@ def unit_cells(width: int, num_units: int) -> list[tuple[int, int]]:
     return [(int(a) + CELL_MARGIN, int(b) - CELL_MARGIN) for a, b in zip(edges[:-1], edges[1:])]
 
 
+@functools.cache
+def _font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=11)  # bundled with Pillow: no font files needed
+
+
 def strip_height(num_units: int | None) -> int:
     return CAPTION_HEIGHT + (UNITS_HEIGHT if num_units else 0)
 
@@ -75,7 +81,7 @@ def add_strip(frame: np.ndarray, caption: str, active: Sequence[bool] | None) ->
                       BACKGROUND)
     image.paste(Image.fromarray(frame), (0, 0))
     draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default(size=11)
+    font = _font()
     draw.text((4, height + 2), caption, fill=(235, 235, 235), font=font)
     if active is not None:
         top, bottom = height + CAPTION_HEIGHT, height + CAPTION_HEIGHT + UNITS_HEIGHT - CELL_MARGIN
@@ -100,7 +106,7 @@ def run(args: argparse.Namespace) -> dict:
     frames, returns = [], []
     for episode in range(args.episodes):
         obs, _ = env.reset()
-        agent.episodes_ended([True])
+        agent.episodes_ended([True])  # zero memory, as at every episode start in training
         done, episode_return, step = False, 0.0, 0
         while not done and len(frames) < args.max_frames:
             frame = env.render()
