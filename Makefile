@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench bench-mnist bench-minigrid clean
 
 $(STAMP): setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(STAMP): setup.py pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) scripts/benchmark.py --quick
+	$(PY) experiments/minigrid/demo.py
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -24,3 +24,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+bench-mnist: $(STAMP)
+	$(PY) scripts/benchmark_mnist.py --ddp
+
+bench-minigrid: $(STAMP)
+	$(PY) scripts/benchmark_minigrid.py

@@ -130,10 +130,11 @@ def set_rng_state(state: dict) -> None:
 
 
 def environment_info() -> dict:
-    """Versions and hardware, recorded next to every run's configuration."""
+    """Versions and hardware, recorded next to every run's configuration (plain strings:
+    ``torch.__version__`` is a str subclass that ``weights_only`` loading refuses)."""
     info = {
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "numpy": np.__version__,
         "platform": platform.platform(),
         "cpu_threads": torch.get_num_threads(),

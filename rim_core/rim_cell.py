@@ -291,13 +291,12 @@ class RIMCell(nn.Module):
     def _communicate(self, h: Tensor, active: Tensor) -> Tensor:
         n, b, heads = self.num_units, h.size(1), self.num_comm_heads
         dk, dv = self.comm_key_size, self.comm_value_size
-        qkv = group_matmul(h, self.comm_qkv.weight)
-        q, k, v = qkv.split([heads * dk, heads * dk, heads * dv], dim=-1)
-        # (N, B, heads*d) -> (B, heads, N, d): attention runs across the units.
-        q, k, v = (t.view(n, b, heads, -1).permute(1, 2, 0, 3) for t in (q, k, v))
-        context = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.comm_dropout if self.training else 0.0)
-        context = context.permute(2, 0, 1, 3).reshape(n, b, heads * dv)
+        q, k, v = group_matmul(h, self.comm_qkv.weight).split([heads * dk, heads * dk, heads * dv], -1)
+        # (N, B, heads*d) -> (B*heads, N, d): attention runs across the units.
+        q, k, v = (t.reshape(n, b * heads, -1).transpose(0, 1) for t in (q, k, v))
+        attention = torch.bmm(q, k.transpose(1, 2)).mul_(1 / math.sqrt(dk)).softmax(-1)
+        attention = F.dropout(attention, self.comm_dropout, self.training)
+        context = torch.bmm(attention, v).transpose(0, 1).reshape(n, b, heads * dv)
         out = group_matmul(context, self.comm_output.weight, self.comm_output.bias)
         return torch.where(active, h + out, h)
 

@@ -163,12 +163,6 @@ def make_algo(args: argparse.Namespace, envs: list[gym.Env], model: ACModel):
                             **common)
 
 
-def plain_environment_info() -> dict:
-    # environment_info()'s torch version is a TorchVersion (a str subclass), which
-    # torch.load(weights_only=True) refuses; store plain strings.
-    return {key: str(value) if isinstance(value, str) else value for key, value in environment_info().items()}
-
-
 def log_row(update: int, num_frames: int, fps: float, duration: float, logs: dict) -> dict[str, float]:
     row = {"update": update, "frames": num_frames, "FPS": fps, "duration": duration}
     for key in ("return", "num_frames"):
@@ -195,7 +189,7 @@ def training_status(args: argparse.Namespace, config: ModelConfig, model: ACMode
             "model_config": config.to_dict(), "num_frames": num_frames, "update": update,
             "duration": duration, "batch_num": getattr(algo, "batch_num", 0), "algo": args.algo,
             "env": args.env, "rng_state": rng_state(), "args": vars(args),
-            "environment": plain_environment_info()}
+            "environment": environment_info()}
 
 
 def run(args: argparse.Namespace) -> dict:
