@@ -339,6 +339,7 @@ def main(argv: list[str] | None = None) -> None:
             train(args, ctx)
         else:
             evaluate_saved(args, ctx)
+        dist.barrier(ctx)  # gloo aborts if a process tears down while another still talks to it
     finally:
         dist.shutdown(ctx)
 
