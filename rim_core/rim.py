@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rim_core.rim_cell import ProjectedInput, RIMCell, State
+from rim_core.rim_cell import ProjectedInput, RIMCell, State, check_state, map_state
 
 
 class RIM(nn.Module):
@@ -116,14 +116,15 @@ class RIM(nn.Module):
         if not batched:
             x = x.unsqueeze(1)
             if hx is not None:
-                hx = _map(hx, lambda s: s.unsqueeze(1))
+                hx = map_state(hx, lambda s: s.unsqueeze(1))
         elif self.batch_first:
             x = x.transpose(0, 1)
         seq_len, batch = x.shape[:2]
         if seq_len == 0:
             raise ValueError("RIM: the input sequence is empty (seq_len == 0)")
         if hx is not None:
-            self._check_state(hx, batch)
+            check_state(hx, self.rnn_cell, (self.num_layers * self.num_directions, batch, self.state_size),
+                        "RIM", "num_layers * num_directions, batch, num_units * hidden_size")
 
         layer_input = x
         last_states: list[State] = []
@@ -136,7 +137,7 @@ class RIM(nn.Module):
                 if hx is None:
                     state = cell.initial_state(batch, x)
                 else:  # (L*D, B, N*H) -> this cell's group-major (N, B, H)
-                    state = _map(hx, partial(_unit_major, index=index, num_units=self.num_units))
+                    state = map_state(hx, partial(_unit_major, index=index, num_units=self.num_units))
                 out, state, mask = self._run_direction(cell, layer_input, state, reverse=direction == 1)
                 outputs.append(out)
                 last_states.append(state)
@@ -154,7 +155,7 @@ class RIM(nn.Module):
         all_masks = torch.stack(masks, dim=2)  # (T, B, L*D, N)
         if not batched:
             output, all_masks = output.squeeze(1), all_masks.squeeze(1)
-            state_out = _map(state_out, lambda s: s.squeeze(1))
+            state_out = map_state(state_out, lambda s: s.squeeze(1))
         elif self.batch_first:
             output, all_masks = output.transpose(0, 1), all_masks.transpose(0, 1)
         return (output, state_out, all_masks) if return_masks else (output, state_out)
@@ -175,25 +176,6 @@ class RIM(nn.Module):
             hs[t] = state[0] if cell.is_lstm else state
         out = torch.stack(hs).transpose(1, 2).reshape(seq_len, batch, -1)  # (T, N, B, H) -> (T, B, N*H)
         return out, state, torch.stack(masks).transpose(1, 2)
-
-    def _check_state(self, hx: State, batch: int) -> None:
-        want = (self.num_layers * self.num_directions, batch, self.state_size)
-        if self.rnn_cell == "LSTM":
-            if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
-                raise ValueError("RIM(rnn_cell='LSTM'): hx must be a tuple (h_0, c_0)")
-            states = hx
-        else:
-            if not isinstance(hx, Tensor):
-                raise ValueError("RIM(rnn_cell='GRU'): hx must be a single tensor h_0")
-            states = (hx,)
-        for s in states:
-            if tuple(s.shape) != want:
-                raise ValueError(f"RIM: state must have shape {want} (num_layers * num_directions, "
-                                 f"batch, num_units * hidden_size), got {tuple(s.shape)}")
-
-
-def _map(state: State, fn) -> State:
-    return tuple(fn(s) for s in state) if isinstance(state, (tuple, list)) else fn(state)
 
 
 def _unit_major(state: Tensor, index: int, num_units: int) -> Tensor:

@@ -202,17 +202,18 @@ class RIMCell(nn.Module):
         if not batched:
             x = x.unsqueeze(0)
             if hx is not None:
-                hx = _map_state(hx, lambda s: s.unsqueeze(0))
+                hx = map_state(hx, lambda s: s.unsqueeze(0))
         if hx is None:
             state = self.initial_state(x.size(0), x)
         else:
-            self._check_state(hx, x.size(0))
-            state = _map_state(hx, lambda s: s.transpose(0, 1))
+            check_state(hx, self.rnn_cell, (x.size(0), self.num_units, self.hidden_size), "RIMCell",
+                        "batch, num_units, hidden_size")
+            state = map_state(hx, lambda s: s.transpose(0, 1))
         state, mask = self.step(self.project_input(x), state)
-        state = _map_state(state, lambda s: s.transpose(0, 1))
+        state = map_state(state, lambda s: s.transpose(0, 1))
         mask = mask.t()
         if not batched:
-            state, mask = _map_state(state, lambda s: s.squeeze(0)), mask.squeeze(0)
+            state, mask = map_state(state, lambda s: s.squeeze(0)), mask.squeeze(0)
         return state, mask
 
     def compile_step(self, **compile_kwargs: Any) -> RIMCell:
@@ -300,23 +301,24 @@ class RIMCell(nn.Module):
         out = group_matmul(context, self.comm_output.weight, self.comm_output.bias)
         return torch.where(active, h + out, h)
 
-    def _check_state(self, hx: State, batch: int) -> None:
-        want = (batch, self.num_units, self.hidden_size)
-        if self.is_lstm:
-            if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
-                raise ValueError("RIMCell(rnn_cell='LSTM'): hx must be a tuple (h, c)")
-            states = hx
-        else:
-            if not isinstance(hx, Tensor):
-                raise ValueError("RIMCell(rnn_cell='GRU'): hx must be a single tensor h")
-            states = (hx,)
-        for s in states:
-            if tuple(s.shape) != want:
-                raise ValueError(f"RIMCell: state must have shape {want} (batch, num_units, "
-                                 f"hidden_size), got {tuple(s.shape)}")
+
+def check_state(hx: State, rnn_cell: str, want: tuple[int, ...], owner: str, layout: str) -> None:
+    """One-line ``ValueError`` unless ``hx`` is an ``(h, c)`` pair (LSTM) or one tensor (GRU),
+    each of shape ``want``; ``layout`` names the dimensions for the message."""
+    if rnn_cell == "LSTM":
+        if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+            raise ValueError(f"{owner}(rnn_cell='LSTM'): hx must be a tuple (h, c)")
+        states = hx
+    else:
+        if not isinstance(hx, Tensor):
+            raise ValueError(f"{owner}(rnn_cell='GRU'): hx must be a single tensor h")
+        states = (hx,)
+    for s in states:
+        if tuple(s.shape) != want:
+            raise ValueError(f"{owner}: state must have shape {want} ({layout}), got {tuple(s.shape)}")
 
 
-def _map_state(state: State, fn) -> State:
+def map_state(state: State, fn) -> State:
     return tuple(fn(s) for s in state) if isinstance(state, (tuple, list)) else fn(state)
 
 
