@@ -287,3 +287,21 @@ def test_rim_constructor_errors():
         RIM(5, 6, 4, 2, num_layers=0)
     with pytest.raises(ValueError, match="unknown rnn_cell"):
         RIM(5, 6, 4, 2, rnn_cell="lstm")
+
+
+def test_each_dropout_acts_on_its_own_attention():
+    # c is written only by the input side (communication changes h alone), so input
+    # dropout must make c random and communication dropout must leave it alone.
+    x = torch.randn(16, 5)
+
+    def two_draws(**dropouts):
+        cell = make_cell(k=4, **dropouts).train()
+        hx = random_state(cell, 16)
+        torch.manual_seed(1)
+        (h1, c1), _ = cell(x, hx)
+        torch.manual_seed(2)
+        (h2, c2), _ = cell(x, hx)
+        return torch.equal(h1, h2), torch.equal(c1, c2)
+
+    assert two_draws(input_dropout=0.0, comm_dropout=0.5) == (False, True)
+    assert two_draws(input_dropout=0.5, comm_dropout=0.0) == (False, False)
