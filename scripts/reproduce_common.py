@@ -24,6 +24,10 @@ class Job:
     log: Path
     env: dict = field(default_factory=dict)
 
+    @property
+    def seconds_file(self) -> Path:
+        return self.log.with_suffix(".seconds")
+
 
 def run_jobs(jobs: list[Job], parallel: int) -> list[str]:
     """Run the unfinished jobs, at most ``parallel`` at once, each with an equal share of
@@ -52,8 +56,15 @@ def run_jobs(jobs: list[Job], parallel: int) -> list[str]:
             status = "finished" if proc.returncode == 0 and job.done.exists() else "FAILED"
             if status == "FAILED":
                 failed.append(job.name)
+            else:
+                job.seconds_file.write_text(f"{time.time() - start:.1f}\n")
             print(f"{status} {job.name} in {time.time() - start:.0f} s", flush=True)
     return failed
+
+
+def run_minutes(jobs: list[Job]) -> float:
+    """Wall time the finished jobs took, in minutes, summed over jobs (whichever invocation ran them)."""
+    return sum(float(j.seconds_file.read_text()) for j in jobs if j.seconds_file.exists()) / 60
 
 
 def mean_std(values: list[float]) -> str:
@@ -65,7 +76,13 @@ def mean_std(values: list[float]) -> str:
 
 
 def hardware() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores ({platform.processor() or 'unknown CPU'})"
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} CPU cores ({cpu or platform.machine()})"
 
 
 def write_table(name: str, header: list[str], rows: list[list[str]], preamble: str) -> None:

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from reproduce_common import RESULTS, Job, hardware, mean_std, run_jobs, write_table
+from reproduce_common import RESULTS, Job, hardware, mean_std, run_jobs, run_minutes, write_table
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "experiments" / "minigrid" / "train.py"
@@ -86,7 +86,8 @@ def main() -> None:
                                   model_dir / f"eval_{short(task['evaluate'][-1])}.json",
                                   model_dir / "reproduce.log")
     start = time.time()
-    failed = run_jobs(list(jobs.values()), args.jobs or os.cpu_count() or 1)
+    parallel = args.jobs or os.cpu_count() or 1
+    failed = run_jobs(list(jobs.values()), parallel)
     wall = time.time() - start
 
     table, curves = [], {}
@@ -105,12 +106,14 @@ def main() -> None:
         if frames != task["frames"] else ""
     preamble = (f"# MiniGrid task {args.task}: PPO trained on {short(task['train'])}, "
                 f"mean return per episode\n\n"
-                f"{reduced}Trained for {frames:,} frames on {task['train']} ({args.procs} environments); "
+                f"{reduced}Trained for {frames:,} frames on {task['train']} ({args.procs} environments; "
+                f"training stops at the first whole update past that); "
                 f"evaluated on {args.episodes} episodes per environment with sampled actions. "
                 f"Ours: mean ± std over seeds. Published: the reference implementation's README "
                 f"(PPO, one run; not our runs).\n\n"
                 f"Command: `python scripts/reproduce_minigrid.py {shlex.join(sys.argv[1:])}`  \n"
-                f"Hardware: {hardware()}; wall time of this invocation: {wall / 60:.1f} min")
+                f"Hardware: {hardware()}; wall time: {wall / 60:.1f} min for this invocation, "
+                f"{run_minutes(list(jobs.values())):.1f} min summed over the runs ({parallel} at a time)")
     write_table(f"minigrid_task{args.task}", header, table, preamble)
     plot(curves, RESULTS / f"minigrid_task{args.task}.png", f"task {args.task}: {short(task['train'])}")
     if failed:

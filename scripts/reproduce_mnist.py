@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from reproduce_common import RESULTS, Job, hardware, mean_std, run_jobs, write_table
+from reproduce_common import RESULTS, Job, hardware, mean_std, run_jobs, run_minutes, write_table
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = ROOT / "experiments" / "mnist" / "main.py"
@@ -71,7 +71,8 @@ def main() -> None:
                 cmd.append("--loadsaved")
             jobs.append(Job(f"{row} seed {seed}", cmd, run_dir / "results.json", run_dir / "stdout.log"))
     start = time.time()
-    failed = run_jobs(jobs, args.jobs or (1 if args.cuda else os.cpu_count() or 1))
+    parallel = args.jobs or (1 if args.cuda else os.cpu_count() or 1)
+    failed = run_jobs(jobs, parallel)
     wall = time.time() - start
 
     table, curves = [], {}
@@ -91,8 +92,9 @@ def main() -> None:
                 f"(model selection on 14x14 validation only). Published: Goyal et al. 2019, "
                 f"table 1 (not our runs).\n\n"
                 f"Command: `python scripts/reproduce_mnist.py {shlex.join(sys.argv[1:])}`  \n"
-                f"Hardware: {hardware()}{', CUDA' if args.cuda else ''}; wall time of this "
-                f"invocation: {wall / 60:.1f} min")
+                f"Hardware: {hardware()}{', CUDA' if args.cuda else ''}; wall time: {wall / 60:.1f} min "
+                f"for this invocation, {run_minutes(jobs):.1f} min summed over the runs "
+                f"({parallel} at a time)")
     write_table(args.name, header, table, preamble)
     plot(curves, RESULTS / f"{args.name}.png", protocol)
     if failed:
