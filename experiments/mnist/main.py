@@ -210,8 +210,8 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
                       total=args.epochs, position=0, disable=not ctx.is_main)
         for epoch in epochs:
             sampler.set_epoch(epoch)
-            unit_active = train_epoch(net, loader, optimizer, scaler, progress, args, ctx, writer)
-            log_epoch(model, splits, eval_bs, progress, unit_active, optimizer, args, ctx, writer)
+            unit_rates = train_epoch(net, loader, optimizer, scaler, progress, args, ctx, writer)
+            log_epoch(model, splits, eval_bs, progress, unit_rates, optimizer, args, ctx, writer)
             val_acc = progress.pop("last_val")
             progress.update(epoch=epoch + 1, batch=0, loss_sum=0.0, correct=0, seen=0, train_seconds=0.0)
             rng = dist.gather(ctx, rng_state())  # every process's, so that resume is exact
@@ -235,10 +235,10 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
 
 def train_epoch(net, loader, optimizer, scaler, progress: dict, args, ctx: dist.Context,
                 writer) -> torch.Tensor:
-    """One pass over this process's shard; updates ``progress`` in place. Returns the sum over
-    batches of each RIM unit's activation rate."""
+    """One pass over this process's shard; updates ``progress`` in place. Returns each RIM
+    unit's activation rate, averaged over the batches run here."""
     net.train()
-    unit_active = torch.zeros(args.num_units, device=ctx.device)
+    unit_active, batches_run = torch.zeros(args.num_units, device=ctx.device), 0
     bar = tqdm(loader, desc=f"epoch {progress['epoch'] + 1}", leave=False, position=1,
                disable=not ctx.is_main)
     start = time.perf_counter()
@@ -258,6 +258,7 @@ def train_epoch(net, loader, optimizer, scaler, progress: dict, args, ctx: dist.
         scaler.update()
         if masks is not None:
             unit_active += masks.float().mean((0, 1))
+        batches_run += 1
         progress["batch"] = i + 1
         progress["step"] += 1
         progress["loss_sum"] += loss.item() * len(labels)
@@ -269,15 +270,14 @@ def train_epoch(net, loader, optimizer, scaler, progress: dict, args, ctx: dist.
                 writer.add_scalar("train/grad_norm", grad_norm.item(), progress["step"])
         bar.set_postfix(loss=f"{progress['loss_sum'] / progress['seen']:.3f}")
     progress["train_seconds"] += time.perf_counter() - start
-    return unit_active
+    return unit_active / max(batches_run, 1)
 
 
-def log_epoch(model, splits, eval_bs: int, progress: dict, unit_active: torch.Tensor, optimizer,
+def log_epoch(model, splits, eval_bs: int, progress: dict, unit_rates: torch.Tensor, optimizer,
               args, ctx: dist.Context, writer) -> None:
     """Evaluate at every size and log the epoch; leaves the validation accuracy in progress."""
-    loss_sum, correct, seen, batches = dist.all_sum(
-        ctx, [progress["loss_sum"], progress["correct"], progress["seen"], progress["batch"]])
-    rates = torch.tensor(dist.all_sum(ctx, unit_active.tolist())) / max(batches, 1)
+    loss_sum, correct, seen = dist.all_sum(ctx, [progress["loss_sum"], progress["correct"], progress["seen"]])
+    rates = torch.tensor(dist.all_sum(ctx, unit_rates.tolist())) / ctx.world_size
     val_acc = evaluate(model, splits.val, eval_bs, ctx)
     test_acc = {s: evaluate(model, data, eval_bs, ctx) for s, data in splits.tests.items()}
     progress["last_val"] = val_acc
