@@ -62,6 +62,8 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=100, help="evaluation episodes per environment")
     p.add_argument("--procs", type=int, default=16, help="environments per training run")
     p.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), metavar="ROW")
+    p.add_argument("--no-run", action="store_true",
+                   help="launch nothing; only write the table and plot from the runs that finished")
     p.add_argument("--jobs", type=int, default=None, help="runs at once (default: one per CPU core)")
     p.add_argument("--storage", type=Path, default=ROOT / "storage" / "reproduce",
                    help="where the model directories go")
@@ -87,7 +89,7 @@ def main() -> None:
                                   model_dir / "reproduce.log")
     start = time.time()
     parallel = args.jobs or os.cpu_count() or 1
-    failed = run_jobs(list(jobs.values()), parallel)
+    failed = [] if args.no_run else run_jobs(list(jobs.values()), parallel)
     wall = time.time() - start
 
     table, curves = [], {}

@@ -45,6 +45,8 @@ def main() -> None:
     p.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), metavar="ROW",
                    help=f"table rows to run (default: all of {', '.join(ROWS)})")
     p.add_argument("--cuda", action="store_true", help="train on the GPU")
+    p.add_argument("--no-run", action="store_true",
+                   help="launch nothing; only write the table and plot from the runs that finished")
     p.add_argument("--jobs", type=int, default=None,
                    help="runs at once (default: 1 with --cuda, else one per CPU core)")
     p.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "reproduce_mnist")
@@ -72,7 +74,7 @@ def main() -> None:
             jobs.append(Job(f"{row} seed {seed}", cmd, run_dir / "results.json", run_dir / "stdout.log"))
     start = time.time()
     parallel = args.jobs or (1 if args.cuda else os.cpu_count() or 1)
-    failed = run_jobs(jobs, parallel)
+    failed = [] if args.no_run else run_jobs(jobs, parallel)
     wall = time.time() - start
 
     table, curves = [], {}
