@@ -113,7 +113,7 @@ def main() -> None:
                 f"evaluated on {args.episodes} episodes per environment with sampled actions. "
                 f"Ours: mean ± std over seeds. Published: the reference implementation's README "
                 f"(PPO, one run; not our runs).\n\n"
-                f"Command: `python scripts/reproduce_minigrid.py {shlex.join(sys.argv[1:])}`  \n"
+                f"Command: `python scripts/reproduce_minigrid.py {shlex.join(a for a in sys.argv[1:] if a != "--no-run")}`  \n"
                 f"Hardware: {hardware()}; wall time: {wall / 60:.1f} min for this invocation, "
                 f"{run_minutes(list(jobs.values())):.1f} min summed over the runs ({parallel} at a time)")
     write_table(f"minigrid_task{args.task}", header, table, preamble)

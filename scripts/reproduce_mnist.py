@@ -93,7 +93,7 @@ def main() -> None:
                 f"{protocol}. Ours: mean ± std over seeds of the best-validation checkpoint "
                 f"(model selection on 14x14 validation only). Published: Goyal et al. 2019, "
                 f"table 1 (not our runs).\n\n"
-                f"Command: `python scripts/reproduce_mnist.py {shlex.join(sys.argv[1:])}`  \n"
+                f"Command: `python scripts/reproduce_mnist.py {shlex.join(a for a in sys.argv[1:] if a != "--no-run")}`  \n"
                 f"Hardware: {hardware()}{', CUDA' if args.cuda else ''}; wall time: {wall / 60:.1f} min "
                 f"for this invocation, {run_minutes(jobs):.1f} min summed over the runs "
                 f"({parallel} at a time)")
