@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import os
 import platform
+import shlex
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +75,12 @@ def mean_std(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.2f}"
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def command_line() -> str:
+    """How this script was invoked, for the table (``--no-run`` does not change the results)."""
+    args = [a for a in sys.argv[1:] if a != "--no-run"]
+    return shlex.join(["python", f"scripts/{Path(sys.argv[0]).name}", *args])
 
 
 def hardware() -> str:

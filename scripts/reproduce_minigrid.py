@@ -21,7 +21,16 @@ import sys
 import time
 from pathlib import Path
 
-from reproduce_common import RESULTS, Job, hardware, mean_std, run_jobs, run_minutes, write_table
+from reproduce_common import (
+    RESULTS,
+    Job,
+    command_line,
+    hardware,
+    mean_std,
+    run_jobs,
+    run_minutes,
+    write_table,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "experiments" / "minigrid" / "train.py"
@@ -113,7 +122,7 @@ def main() -> None:
                 f"evaluated on {args.episodes} episodes per environment with sampled actions. "
                 f"Ours: mean ± std over seeds. Published: the reference implementation's README "
                 f"(PPO, one run; not our runs).\n\n"
-                f"Command: `python scripts/reproduce_minigrid.py {shlex.join(a for a in sys.argv[1:] if a != "--no-run")}`  \n"
+                f"Command: `{command_line()}`  \n"
                 f"Hardware: {hardware()}; wall time: {wall / 60:.1f} min for this invocation, "
                 f"{run_minutes(list(jobs.values())):.1f} min summed over the runs ({parallel} at a time)")
     write_table(f"minigrid_task{args.task}", header, table, preamble)

@@ -14,13 +14,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from reproduce_common import RESULTS, Job, hardware, mean_std, run_jobs, run_minutes, write_table
+from reproduce_common import (
+    RESULTS,
+    Job,
+    command_line,
+    hardware,
+    mean_std,
+    run_jobs,
+    run_minutes,
+    write_table,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = ROOT / "experiments" / "mnist" / "main.py"
@@ -93,7 +101,7 @@ def main() -> None:
                 f"{protocol}. Ours: mean ± std over seeds of the best-validation checkpoint "
                 f"(model selection on 14x14 validation only). Published: Goyal et al. 2019, "
                 f"table 1 (not our runs).\n\n"
-                f"Command: `python scripts/reproduce_mnist.py {shlex.join(a for a in sys.argv[1:] if a != "--no-run")}`  \n"
+                f"Command: `{command_line()}`  \n"
                 f"Hardware: {hardware()}{', CUDA' if args.cuda else ''}; wall time: {wall / 60:.1f} min "
                 f"for this invocation, {run_minutes(jobs):.1f} min summed over the runs "
                 f"({parallel} at a time)")
