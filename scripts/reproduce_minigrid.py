@@ -18,7 +18,6 @@ import json
 import os
 import shlex
 import sys
-import time
 from pathlib import Path
 
 from reproduce_common import (
@@ -96,10 +95,8 @@ def main() -> None:
                                   ["bash", "-c", " && ".join(shlex.join(s) for s in steps)],
                                   model_dir / f"eval_{short(task['evaluate'][-1])}.json",
                                   model_dir / "reproduce.log")
-    start = time.time()
     parallel = args.jobs or os.cpu_count() or 1
     failed = [] if args.no_run else run_jobs(list(jobs.values()), parallel)
-    wall = time.time() - start
 
     table, curves = [], {}
     for row in args.rows:
@@ -123,8 +120,8 @@ def main() -> None:
                 f"Ours: mean ± std over seeds. Published: the reference implementation's README "
                 f"(PPO, one run; not our runs).\n\n"
                 f"Command: `{command_line()}`  \n"
-                f"Hardware: {hardware()}; wall time: {wall / 60:.1f} min for this invocation, "
-                f"{run_minutes(list(jobs.values())):.1f} min summed over the runs ({parallel} at a time)")
+                f"Hardware: {hardware()}; wall time of the runs: {run_minutes(list(jobs.values())):.1f} min "
+                f"summed, {parallel} at a time")
     write_table(f"minigrid_task{args.task}", header, table, preamble)
     plot(curves, RESULTS / f"minigrid_task{args.task}.png", f"task {args.task}: {short(task['train'])}")
     if failed:

@@ -16,7 +16,6 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 from reproduce_common import (
@@ -80,10 +79,8 @@ def main() -> None:
             if (run_dir / "last.pt").exists():
                 cmd.append("--loadsaved")
             jobs.append(Job(f"{row} seed {seed}", cmd, run_dir / "results.json", run_dir / "stdout.log"))
-    start = time.time()
     parallel = args.jobs or (1 if args.cuda else os.cpu_count() or 1)
     failed = [] if args.no_run else run_jobs(jobs, parallel)
-    wall = time.time() - start
 
     table, curves = [], {}
     for row in args.rows:
@@ -102,9 +99,8 @@ def main() -> None:
                 f"(model selection on 14x14 validation only). Published: Goyal et al. 2019, "
                 f"table 1 (not our runs).\n\n"
                 f"Command: `{command_line()}`  \n"
-                f"Hardware: {hardware()}{', CUDA' if args.cuda else ''}; wall time: {wall / 60:.1f} min "
-                f"for this invocation, {run_minutes(jobs):.1f} min summed over the runs "
-                f"({parallel} at a time)")
+                f"Hardware: {hardware()}{', CUDA' if args.cuda else ''}; wall time of the runs: "
+                f"{run_minutes(jobs):.1f} min summed, {parallel} at a time")
     write_table(args.name, header, table, preamble)
     plot(curves, RESULTS / f"{args.name}.png", protocol)
     if failed:
