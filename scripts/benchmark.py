@@ -3,6 +3,8 @@
 1. ``RIM(64, 100, num_units=6, k=4)`` (LSTM and GRU cells, all defaults) against
    ``nn.LSTM(64, 600)`` / ``nn.GRU(64, 600)`` on x of shape (T=196, B=64, 64), the shape
    of a 14x14 sequential-MNIST batch. Optionally also with ``torch.compile`` of the step.
+   Also timed: the RIM's matrix products alone (forward and backward, same shapes, no
+   element-wise work), a floor that no fusion of the element-wise work can go below.
 2. Time per step of the grouped cell (``GroupLSTMCell``) as the number of units grows,
    against a Python loop over one ``nn.LSTMCell`` per unit.
 
@@ -27,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rim_core import RIM, GroupLSTMCell
+from rim_core import RIM, GroupLSTMCell, RIMCell
 
 
 def median_time(fn, device: torch.device, repeats: int, warmup: int = 2) -> float:
@@ -62,15 +64,60 @@ def compare_layers(device: torch.device, seq_len: int, batch: int, repeats: int,
         baseline = torch_cls(64, 600).to(device)
         rim = RIM(64, 100, num_units=6, k=4, rnn_cell=cell).to(device)
         t_base = median_time(train_step(baseline, x), device, repeats)
-        t_rim = median_time(train_step(rim, x), device, repeats)
-        rows.append(dict(device=device.type, cell=cell, baseline=f"nn.{cell}(64, 600)",
-                         baseline_s=t_base, rim_s=t_rim, ratio=t_rim / t_base, compiled=False))
+        times = {"eager": median_time(train_step(rim, x), device, repeats),
+                 "matmuls only": median_time(matmuls_only(rim.cells[0], seq_len, batch, device),
+                                             device, repeats)}
         if compile_step:
             rim.compile_step()
-            t_comp = median_time(train_step(rim, x), device, repeats, warmup=3)
-            rows.append(dict(device=device.type, cell=cell, baseline=f"nn.{cell}(64, 600)",
-                             baseline_s=t_base, rim_s=t_comp, ratio=t_comp / t_base, compiled=True))
+            times["compile_step"] = median_time(train_step(rim, x), device, repeats, warmup=3)
+        rows += [dict(device=device.type, cell=cell, baseline=f"nn.{cell}(64, 600)", baseline_s=t_base,
+                      variant=variant, rim_s=seconds, ratio=seconds / t_base)
+                 for variant, seconds in times.items()]
     return rows
+
+
+def matmuls_only(cell: RIMCell, seq_len: int, batch: int, device: torch.device):
+    """Every matrix product of a RIM training step over the sequence, and nothing else.
+
+    Forward products with the shapes ``RIMCell`` uses, and for each the two products of
+    its backward (``dC B^T`` and ``A^T dC``, as autograd computes them). Its time is a
+    floor for the whole step: what remains if all element-wise work were free.
+    """
+    n, hid, gates = cell.num_units, cell.hidden_size, cell.rnn.weight_hh.size(1)
+    heads, dk, dv = cell.num_comm_heads, cell.comm_key_size, cell.comm_value_size
+    rows, in_size = seq_len * batch, cell.input_size
+
+    def weight_product(a_shape, out_features):  # x @ W^T with W stored (groups, out, in)
+        return torch.randn(a_shape, device=device), torch.randn(
+            a_shape[0], out_features, a_shape[-1], device=device).transpose(1, 2)
+
+    def product(a_shape, b_shape):
+        return torch.randn(a_shape, device=device), torch.randn(b_shape, device=device)
+
+    once = [weight_product((1, rows, in_size), n * gates),  # input to gates, all steps at once
+            weight_product((1, rows, in_size), cell.num_input_heads * cell.input_key_size)]
+    per_step = [weight_product((n, batch, hid), cell.num_input_heads * cell.input_key_size),
+                weight_product((n, batch, hid), gates),
+                weight_product((n, batch, hid), heads * (2 * dk + dv)),
+                product((batch * heads, n, dk), (batch * heads, dk, n)),
+                product((batch * heads, n, n), (batch * heads, n, dv)),
+                weight_product((n, batch, heads * dv), hid)]
+    with_grads = [(a, b, torch.bmm(a, b).normal_()) for a, b in once + per_step]
+    once, per_step = with_grads[:len(once)], with_grads[len(once):]
+
+    def forward_backward(a, b, grad):
+        torch.bmm(a, b)
+        torch.bmm(grad, b.transpose(1, 2))
+        torch.bmm(a.transpose(1, 2), grad)
+
+    def run():
+        with torch.no_grad():
+            for operands in once:
+                forward_backward(*operands)
+            for _ in range(seq_len):
+                for operands in per_step:
+                    forward_backward(*operands)
+    return run
 
 
 def grouped_step(cell: GroupLSTMCell, x, h, c) -> None:
@@ -108,13 +155,13 @@ def plot(layer_rows: list[dict], unit_rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    labels = [f"{r['device']} {r['cell']}{' compiled' if r['compiled'] else ''}" for r in layer_rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4))
+    labels = [f"{r['device']} {r['cell']}\n{r['variant']}" for r in layer_rows]
     ax1.bar(labels, [r["ratio"] for r in layer_rows], color="tab:blue")
     ax1.axhline(1.5, color="tab:red", ls="--", label="goal 1.5x")
     ax1.set_ylabel("RIM time / nn.LSTM|GRU time")
     ax1.set_title("fwd+bwd, T=196, B=64 (6x100 units vs 600)")
-    ax1.tick_params(axis="x", rotation=20)
+    ax1.tick_params(axis="x", labelsize=7)
     ax1.legend()
     for device in sorted({r["device"] for r in unit_rows}):
         rows = [r for r in unit_rows if r["device"] == device]
@@ -160,9 +207,9 @@ def main() -> None:
         host += f", {torch.cuda.get_device_name()}"
     print(f"torch {torch.__version__}; {host}; T={args.seq_len}, B={args.batch}, "
           f"median of {args.repeats}")
-    print(f"{'device':6} {'cell':4} {'compiled':8} {'baseline s':>10} {'RIM s':>8} {'RIM/baseline':>12}")
+    print(f"{'device':6} {'cell':4} {'RIM variant':13} {'baseline s':>10} {'RIM s':>8} {'RIM/baseline':>12}")
     for r in layer_rows:
-        print(f"{r['device']:6} {r['cell']:4} {str(r['compiled']):8} {r['baseline_s']:10.3f} "
+        print(f"{r['device']:6} {r['cell']:4} {r['variant']:13} {r['baseline_s']:10.3f} "
               f"{r['rim_s']:8.3f} {r['ratio']:12.2f}")
     print(f"\n{'device':6} {'units':>5} {'grouped ms':>10} {'loop ms':>8} {'loop/grouped':>12}")
     for r in unit_rows:
