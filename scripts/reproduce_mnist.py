@@ -60,7 +60,7 @@ def main() -> None:
     p.add_argument("--name", default="mnist", help="results/<name>.md, .csv, .png")
     args, extra = p.parse_known_args()  # anything else goes to main.py unchanged
 
-    reduced = [f"{args.epochs} epochs"] if args.epochs != 100 else []
+    reduced = [f"{args.epochs} epoch{'s' if args.epochs != 1 else ''}"] if args.epochs != 100 else []
     common = ["--epochs", str(args.epochs), *extra]
     if args.train_limit:
         common += ["--train_examples", str(args.train_limit)]
