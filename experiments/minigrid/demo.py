@@ -22,7 +22,7 @@ import time
 
 from experiments.common import cli_main
 from experiments.minigrid import evaluate, train, visualize
-from experiments.minigrid.storage import model_dir
+from experiments.minigrid.storage import add_storage_argument, model_dir
 
 TRAIN_ENV = "MiniGrid-Empty-5x5-v0"
 TEST_ENV = "MiniGrid-Empty-16x16-v0"
@@ -36,9 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                                 "(default: 100)")
     p.add_argument("--seed", type=int, default=1, help="training seed (default: 1)")
     p.add_argument("--model", default="demo_rim_empty5x5", help="model directory name (default: %(default)s)")
-    p.add_argument("--storage", default=None,
-                   help="folder for the model directory (default: $PROJECT_STORAGE, else storage/ at "
-                        "the repository root)")
+    add_storage_argument(p)
     return p.parse_args(argv)
 
 

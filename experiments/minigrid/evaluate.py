@@ -19,16 +19,14 @@ import torch
 from experiments.common import UserError, cli_main, write_json
 from experiments.minigrid.agent import Agent, check_env_fits, load_model
 from experiments.minigrid.envs import make_envs, torch_ac, worker_processes
-from experiments.minigrid.storage import existing_model_dir, synthesize
+from experiments.minigrid.storage import add_storage_argument, existing_model_dir, synthesize
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", required=True, help="MiniGrid environment id to evaluate on (REQUIRED)")
     p.add_argument("--model", required=True, help="name of the trained model's directory (REQUIRED)")
-    p.add_argument("--storage", default=None,
-                   help="folder holding the model directories (default: $PROJECT_STORAGE, "
-                        "else storage/ at the repository root)")
+    add_storage_argument(p)
     p.add_argument("--episodes", type=int, default=100, help="episodes to evaluate (default: 100)")
     p.add_argument("--seed", type=int, default=0,
                    help="seeds the action sampling and environment i with SEED + 10000*i (default: 0)")

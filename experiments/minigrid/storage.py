@@ -29,6 +29,13 @@ def storage_root(override: str | os.PathLike | None = None) -> Path:
     return (REPO_ROOT if in_checkout else Path.cwd()) / "storage"
 
 
+def add_storage_argument(parser) -> None:
+    """The ``--storage`` option every MiniGrid script shares; :func:`storage_root` reads it."""
+    parser.add_argument("--storage", default=None,
+                        help="folder holding the model directories (default: $PROJECT_STORAGE, "
+                             "else storage/ at the repository root)")
+
+
 def model_dir(name: str, storage: str | os.PathLike | None = None) -> Path:
     if not name or Path(name).name != name or name in (".", ".."):
         raise UserError(f"model name {name!r} must be a plain folder name (no '/')")

@@ -32,6 +32,7 @@ from experiments.minigrid.model import ACModel, ModelConfig
 from experiments.minigrid.storage import (
     STATUS_FILE,
     TrainingLog,
+    add_storage_argument,
     load_status,
     model_dir,
     save_status,
@@ -49,9 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     general.add_argument("--env", required=True, help="MiniGrid environment id to train on (REQUIRED)")
     general.add_argument("--model", default=None,
                          help="model directory name (default: {ENV}_{ALGO}_{lstm|rim}_seed{SEED}_{TIME})")
-    general.add_argument("--storage", default=None,
-                         help="folder holding the model directories (default: $PROJECT_STORAGE, "
-                              "else storage/ at the repository root)")
+    add_storage_argument(general)
     general.add_argument("--seed", type=int, default=1,
                          help="seeds torch, numpy, and environment i with SEED + 10000*i (default: 1)")
     general.add_argument("--procs", type=int, default=16, help="parallel environments (default: 16)")

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 from experiments.common import UserError, cli_main
 from experiments.minigrid.agent import Agent, check_env_fits, load_model
 from experiments.minigrid.envs import make_env
-from experiments.minigrid.storage import existing_model_dir
+from experiments.minigrid.storage import add_storage_argument, existing_model_dir
 
 CAPTION_HEIGHT = 16
 UNITS_HEIGHT = 24
@@ -42,9 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", required=True, help="name of the trained model's directory (REQUIRED)")
     p.add_argument("--gif", required=True,
                    help="output file; .gif is appended if missing (REQUIRED)")
-    p.add_argument("--storage", default=None,
-                   help="folder holding the model directories (default: $PROJECT_STORAGE, "
-                        "else storage/ at the repository root)")
+    add_storage_argument(p)
     p.add_argument("--episodes", type=int, default=3, help="episodes to render (default: 3)")
     p.add_argument("--max-frames", type=int, default=500,
                    help="stop after this many frames in all, keeping the gif small (default: 500)")
