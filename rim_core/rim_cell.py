@@ -14,7 +14,7 @@ null input :math:`\varnothing = 0`. For each head, with no biases, as in the pap
 
 The relevance of unit n is :math:`\bar p_n`, the attention on the real input (relative to
 the null input) averaged over heads. The top-k units by :math:`\bar p_n` are active
-(exactly k per sample; ties go to the lower index, as ``torch.topk`` breaks them). Each
+(exactly k per sample; ties go to the lower index, on every device). Each
 unit reads :math:`a_n = \mathrm{concat}_{heads}(\mathrm{dropout}(p_n) \, v_x)` (the null
 slot contributes :math:`p_\varnothing v_\varnothing = 0`).
 
@@ -265,7 +265,9 @@ class RIMCell(nn.Module):
         score = (query * inp.keys).sum(-1) / math.sqrt(self.input_key_size)
         p_input = torch.sigmoid(score)  # = softmax([0, score])[1]: the null key is 0
         relevance = p_input.detach().mean(-1)
-        top = relevance.topk(self.k, dim=0).indices
+        # Not topk: its tie order is unspecified and differs between CPU and CUDA, and at
+        # t=0 (zero state, no biases) every unit ties. A stable sort gives the lower index.
+        top = relevance.sort(dim=0, descending=True, stable=True).indices[: self.k]
         mask = torch.zeros_like(relevance, dtype=torch.bool).scatter_(0, top, True)
 
         # Independent dynamics: every unit's RNN on what it read; only active units keep it.

@@ -4,7 +4,8 @@
    ``nn.LSTM(64, 600)`` / ``nn.GRU(64, 600)`` on x of shape (T=196, B=64, 64), the shape
    of a 14x14 sequential-MNIST batch. Optionally also with ``torch.compile`` of the step.
    Also timed: the RIM's matrix products alone (forward and backward, same shapes, no
-   element-wise work), a floor that no fusion of the element-wise work can go below.
+   element-wise work), a floor that no fusion of the element-wise work can go below;
+   and on CUDA, the same training step captured once in a CUDA graph and replayed.
 2. Time per step of the grouped cell (``GroupLSTMCell``) as the number of units grows,
    against a Python loop over one ``nn.LSTMCell`` per unit.
 
@@ -14,6 +15,7 @@ writes ``<out>.json`` and a plot ``<out>.png``.
     python scripts/benchmark.py                 # full benchmark, CPU (and CUDA if present)
     python scripts/benchmark.py --quick         # a smaller, faster run
     python scripts/benchmark.py --compile       # also time the torch.compile'd RIM step
+    python scripts/benchmark.py --devices cuda --compile --out results/benchmark_cuda   # GPU only
 """
 
 from __future__ import annotations
@@ -55,6 +57,24 @@ def train_step(model: nn.Module, x: torch.Tensor):
     return step
 
 
+def capture_cuda_graph(step):
+    """Capture ``step()`` (e.g. a whole forward + backward) once; returns the graph's replay.
+
+    RIM has no host-device syncs, so the whole sequence fits in one graph. Tensors the
+    step reads (inputs, parameters) must stay where they are: copy new data into them.
+    """
+    side = torch.cuda.Stream()  # warm up (cuBLAS handles, allocator) off the capture stream
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph.replay
+
+
 def compare_layers(device: torch.device, seq_len: int, batch: int, repeats: int,
                    compile_step: bool) -> list[dict]:
     rows = []
@@ -67,6 +87,11 @@ def compare_layers(device: torch.device, seq_len: int, batch: int, repeats: int,
         times = {"eager": median_time(train_step(rim, x), device, repeats),
                  "matmuls only": median_time(matmuls_only(rim.cells[0], seq_len, batch, device),
                                              device, repeats)}
+        if device.type == "cuda":  # eager launches ~180 kernels per step; a graph replays them
+            try:
+                times["CUDA graph"] = median_time(capture_cuda_graph(train_step(rim, x)), device, repeats)
+            except RuntimeError as error:  # report, and still time the other variants
+                print(f"CUDA graph capture of the RIM {cell} step failed: {error}")
         if compile_step:
             rim.compile_step()
             times["compile_step"] = median_time(train_step(rim, x), device, repeats, warmup=3)
@@ -186,7 +211,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--units", type=int, nargs="+", default=[2, 4, 8, 16, 32])
     parser.add_argument("--compile", action="store_true", help="also time torch.compile of the RIM step")
-    parser.add_argument("--cpu-only", action="store_true", help="skip CUDA even if available")
+    parser.add_argument("--devices", nargs="+", choices=["cpu", "cuda"], default=None,
+                        help="devices to time (default: cpu, and cuda if available)")
     parser.add_argument("--quick", action="store_true", help="3 repeats, T=50, units 2 8 32")
     parser.add_argument("--out", type=Path, default=Path("results/benchmark"),
                         help="writes OUT.json and OUT.png")
@@ -194,16 +220,18 @@ def main() -> None:
     if args.quick:
         args.repeats, args.seq_len, args.units = 3, 50, [2, 8, 32]
 
-    devices = [torch.device("cpu")]
-    if torch.cuda.is_available() and not args.cpu_only:
-        devices.append(torch.device("cuda"))
+    if args.devices is None:
+        args.devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    if "cuda" in args.devices and not torch.cuda.is_available():
+        parser.error("--devices cuda: no CUDA device is available to this PyTorch")
+    devices = [torch.device(name) for name in args.devices]
     layer_rows, unit_rows = [], []
     for device in devices:
         layer_rows += compare_layers(device, args.seq_len, args.batch, args.repeats, args.compile)
         unit_rows += scale_units(device, args.batch, args.repeats, args.units)
 
     host = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    if torch.cuda.is_available() and not args.cpu_only:
+    if "cuda" in args.devices:
         host += f", {torch.cuda.get_device_name()}"
     print(f"torch {torch.__version__}; {host}; T={args.seq_len}, B={args.batch}, "
           f"median of {args.repeats}")

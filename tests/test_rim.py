@@ -63,6 +63,15 @@ def test_active_units_are_the_top_k_by_input_attention():
 
 
 @pytest.mark.parametrize("rnn_cell", ["LSTM", "GRU"])
+def test_ties_go_to_the_lower_index(rnn_cell):
+    # From the zero state every unit's query is zero, so all relevances tie; the choice
+    # must not depend on how a device's topk orders ties.
+    cell = make_cell(rnn_cell, k=3, num_units=6)
+    _, mask = cell(torch.randn(16, 5))
+    assert mask[:, :3].all() and not mask[:, 3:].any()
+
+
+@pytest.mark.parametrize("rnn_cell", ["LSTM", "GRU"])
 def test_no_gradient_reaches_inactive_units_cell_parameters(rnn_cell):
     cell = make_cell(rnn_cell, k=2, num_units=5)
     state, mask = cell(torch.randn(1, 5), random_state(cell, 1))
