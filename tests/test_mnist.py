@@ -131,6 +131,7 @@ def test_evaluate_only_rewrites_results(tmp_path):
     (["--size", "1"], "must be >= 2"),
     (["--test_sizes", "16", "0"], "must be >= 2"),
     (["--k", "5"], "k must satisfy"),
+    (["--cuda_graph"], "--cuda_graph needs --cuda"),
 ])
 def test_bad_arguments_give_one_line_errors(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:

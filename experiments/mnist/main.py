@@ -42,6 +42,7 @@ from experiments.common import (
 )
 from experiments.mnist import distributed as dist
 from experiments.mnist.data import SequenceSet, load_mnist
+from experiments.mnist.graphed_step import GraphedForwardBackward
 from experiments.mnist.model import ARCHITECTURE_OPTIONS, MODELS, build_model, load_run
 
 # the shared data folder beside the repository; MNIST_DIR overrides it
@@ -64,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--amp", action="store_true",
                      help="mixed precision on CUDA: bf16 autocast (fp16 + loss scaling without bf16)")
     run.add_argument("--compile", action="store_true", help="torch.compile the RIM step (see README)")
+    run.add_argument("--cuda_graph", action="store_true",
+                     help="replay each training batch's forward + backward from one CUDA graph "
+                          "(needs --cuda; much faster for the RIM, see README)")
 
     data = p.add_argument_group("data")
     data.add_argument("--data_dir", type=Path, default=DEFAULT_DATA_DIR,
@@ -151,6 +155,8 @@ def autocast(args: argparse.Namespace):
 def train(args: argparse.Namespace, ctx: dist.Context) -> None:
     log_dir = Path(args.log_dir)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    if args.cuda_graph and ctx.enabled:
+        raise UserError("--cuda_graph runs in one process; launch main.py without torchrun")
     if args.batch_size % ctx.world_size:
         raise UserError(f"--batch_size {args.batch_size} (global) must be divisible by the "
                         f"{ctx.world_size} processes")
@@ -183,6 +189,10 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
     if args.compile and args.model == "RIM":
         model.rnn.compile_step()
     net = DistributedDataParallel(model) if ctx.enabled else model
+    step_graph = None
+    if args.cuda_graph and len(splits.train) >= args.batch_size:  # capture needs only the shapes
+        first = splits.train.dataset()[: args.batch_size]
+        step_graph = GraphedForwardBackward(model, first[0].to(ctx.device).long(), first[1].to(ctx.device))
 
     writer = None
     if ctx.is_main:
@@ -210,7 +220,7 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
                       total=args.epochs, position=0, disable=not ctx.is_main)
         for epoch in epochs:
             sampler.set_epoch(epoch)
-            unit_rates = train_epoch(net, loader, optimizer, scaler, progress, args, ctx, writer)
+            unit_rates = train_epoch(net, step_graph, loader, optimizer, scaler, progress, args, ctx, writer)
             log_epoch(model, splits, eval_bs, progress, unit_rates, optimizer, args, ctx, writer)
             val_acc = progress.pop("last_val")
             progress.update(epoch=epoch + 1, batch=0, loss_sum=0.0, correct=0, seen=0, train_seconds=0.0)
@@ -233,10 +243,11 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
     write_results(log_dir, splits, eval_bs, ctx)
 
 
-def train_epoch(net, loader, optimizer, scaler, progress: dict, args, ctx: dist.Context,
-                writer) -> torch.Tensor:
+def train_epoch(net, step_graph: GraphedForwardBackward | None, loader, optimizer, scaler,
+                progress: dict, args, ctx: dist.Context, writer) -> torch.Tensor:
     """One pass over this process's shard; updates ``progress`` in place. Returns each RIM
-    unit's activation rate, averaged over the batches run here."""
+    unit's activation rate, averaged over the batches run here. Full batches replay
+    ``step_graph`` when there is one."""
     net.train()
     unit_active, batches_run = torch.zeros(args.num_units, device=ctx.device), 0
     bar = tqdm(loader, desc=f"epoch {progress['epoch'] + 1}", leave=False, position=1,
@@ -246,11 +257,14 @@ def train_epoch(net, loader, optimizer, scaler, progress: dict, args, ctx: dist.
         if i < progress["batch"]:
             continue
         tokens, labels = tokens.to(ctx.device).long(), labels.to(ctx.device)
-        with autocast(args):
-            logits, masks = net(tokens, return_masks=True)
-            loss = F.cross_entropy(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        if step_graph is not None and step_graph.matches(tokens):
+            logits, masks, loss = step_graph(tokens, labels)
+        else:
+            with autocast(args):
+                logits, masks = net(tokens, return_masks=True)
+                loss = F.cross_entropy(logits.float(), labels)
+            optimizer.zero_grad(set_to_none=step_graph is None)  # the graph owns the .grad tensors
+            scaler.scale(loss).backward()
         if args.clip_grad > 0:
             scaler.unscale_(optimizer)
             grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), args.clip_grad)
@@ -331,6 +345,8 @@ def main(argv: list[str] | None = None) -> None:
     for size in (args.size, *args.test_sizes):
         if size < 2:
             raise UserError(f"image sizes (--size, --test_sizes) must be >= 2, got {size}")
+    if args.cuda_graph and (not args.cuda or args.amp or args.compile):
+        raise UserError("--cuda_graph needs --cuda, and works without --amp and --compile")
     if (args.cuda or args.amp) and not torch.cuda.is_available():
         raise UserError("--cuda / --amp need a CUDA device, and none is available")
     ctx = dist.init(args.cuda)

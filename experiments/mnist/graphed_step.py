@@ -1,0 +1,57 @@
+"""A training batch's forward, loss and backward, captured once in a CUDA graph (``--cuda_graph``).
+
+On a GPU at batch 64 the RIM is bound by kernel launches, not arithmetic: ~180 small
+kernels per time step, ~35k per batch. Replaying them from a graph skips the launch
+overhead (9x faster on an H200, see the README) and computes bit-identical values.
+
+The optimiser step stays outside the graph. Each replay writes the gradients into the
+same ``.grad`` tensors, so nothing may set them to ``None`` afterwards: eager batches
+(a smaller last batch) use ``zero_grad(set_to_none=False)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class GraphedForwardBackward:
+    """``logits, masks, loss = step(tokens, labels)`` for batches of exactly ``tokens``' shape.
+
+    Capturing runs two warm-up batches (graphs need cuBLAS and the allocator warmed up);
+    the CUDA RNG is restored afterwards, so dropout noise does not depend on whether or
+    when a graph was captured, and a resumed run replays the same noise.
+    """
+
+    def __init__(self, model: nn.Module, tokens: Tensor, labels: Tensor) -> None:
+        self.model = model.train()  # dropout on: the graph keeps the mode it was captured in
+        self.tokens, self.labels = tokens.clone(), labels.clone()  # the graph reads these
+        rng = torch.cuda.get_rng_state()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                self._forward_backward()
+        torch.cuda.current_stream().wait_stream(side)
+        model.zero_grad(set_to_none=True)  # backward in the capture allocates the graph's .grad
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.outputs = self._forward_backward()
+        torch.cuda.set_rng_state(rng)
+
+    def _forward_backward(self) -> tuple[Tensor, Tensor | None, Tensor]:
+        logits, masks = self.model(self.tokens, return_masks=True)
+        loss = F.cross_entropy(logits.float(), self.labels)
+        loss.backward()
+        return logits.detach(), masks, loss.detach()
+
+    def matches(self, tokens: Tensor) -> bool:
+        return tokens.shape == self.tokens.shape
+
+    def __call__(self, tokens: Tensor, labels: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
+        """Outputs live in the graph's memory: the next call overwrites them."""
+        self.tokens.copy_(tokens)
+        self.labels.copy_(labels)
+        self.graph.replay()
+        return self.outputs
