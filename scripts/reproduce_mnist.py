@@ -42,7 +42,8 @@ ROWS = {
 }
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
+    """The script's options, and the arguments it passes through to main.py unchanged."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per row")
     p.add_argument("--epochs", type=int, default=100, help="epochs per run (paper: 100)")
@@ -51,15 +52,20 @@ def main() -> None:
                    help="validation and test digits per run (default: all)")
     p.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), metavar="ROW",
                    help=f"table rows to run (default: all of {', '.join(ROWS)})")
-    p.add_argument("--cuda", action="store_true", help="train on the GPU")
+    p.add_argument("--cuda", action="store_true",
+                   help="train on the GPU (RIM rows replay a CUDA graph, see main.py --cuda_graph)")
+    p.add_argument("--no-cuda-graph", action="store_true", help="with --cuda: train the RIM rows eagerly")
     p.add_argument("--no-run", action="store_true",
                    help="launch nothing; only write the table and plot from the runs that finished")
     p.add_argument("--jobs", type=int, default=None,
                    help="runs at once (default: 1 with --cuda, else one per CPU core)")
     p.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "reproduce_mnist")
     p.add_argument("--name", default="mnist", help="results/<name>.md, .csv, .png")
-    args, extra = p.parse_known_args()  # anything else goes to main.py unchanged
+    return p.parse_known_args(argv)
 
+
+def make_jobs(args: argparse.Namespace, extra: list[str]) -> tuple[list[Job], list[str]]:
+    """One main.py run per row and seed, and what the protocol reduces (for the table header)."""
     reduced = [f"{args.epochs} epoch{'s' if args.epochs != 1 else ''}"] if args.epochs != 100 else []
     common = ["--epochs", str(args.epochs), *extra]
     if args.train_limit:
@@ -74,12 +80,18 @@ def main() -> None:
     for row in args.rows:
         for seed in range(args.seeds):
             run_dir = args.runs_dir / f"{row.replace(' ', '').replace(',', '_')}_seed{seed}"
-            graph = ["--cuda_graph"] if args.cuda and row.startswith("RIM") else []  # see main.py
+            graph = ["--cuda_graph"] if args.cuda and not args.no_cuda_graph and row.startswith("RIM") else []
             cmd = [sys.executable, str(MAIN), *ROWS[row][0], *graph, *common, "--seed", str(seed),
                    "--log_dir", str(run_dir)]
             if (run_dir / "last.pt").exists():
                 cmd.append("--loadsaved")
             jobs.append(Job(f"{row} seed {seed}", cmd, run_dir / "results.json", run_dir / "stdout.log"))
+    return jobs, reduced
+
+
+def main() -> None:
+    args, extra = parse_args()
+    jobs, reduced = make_jobs(args, extra)
     parallel = args.jobs or (1 if args.cuda else os.cpu_count() or 1)
     failed = [] if args.no_run else run_jobs(jobs, parallel)
 

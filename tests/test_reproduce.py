@@ -28,3 +28,23 @@ def test_mean_std_formats_seeds():
     assert mean_std([]) == "–"
     assert mean_std([50.0]) == "50.00"
     assert mean_std([1.0, 3.0]) == "2.00 ± 1.41"
+
+
+def mnist_commands(argv: list[str]) -> dict[str, list[str]]:
+    from reproduce_mnist import make_jobs, parse_args
+    args, extra = parse_args(argv)
+    jobs, _ = make_jobs(args, extra)
+    return {job.name: job.command[2:] for job in jobs}  # without the interpreter and main.py
+
+
+def test_reproduce_mnist_on_cuda_graphs_the_rim_rows_only(tmp_path):
+    from experiments.mnist.main import parse_args as main_args
+    rows = ["--rows", "RIM (6,4)", "LSTM-600", "--seeds", "1", "--runs-dir", str(tmp_path)]
+    on_gpu = mnist_commands([*rows, "--cuda", "--eval_batch_size", "250"])
+    rim, lstm = main_args(on_gpu["RIM (6,4) seed 0"]), main_args(on_gpu["LSTM-600 seed 0"])
+    assert rim.cuda and rim.cuda_graph and rim.eval_batch_size == 250  # the user's value wins
+    assert lstm.cuda and not lstm.cuda_graph
+    eager = mnist_commands([*rows, "--cuda", "--no-cuda-graph"])
+    assert not main_args(eager["RIM (6,4) seed 0"]).cuda_graph
+    on_cpu = main_args(mnist_commands(rows)["RIM (6,4) seed 0"])
+    assert not on_cpu.cuda and not on_cpu.cuda_graph and on_cpu.eval_batch_size is None
