@@ -20,8 +20,8 @@ class GraphedForwardBackward:
     """``logits, masks, loss = step(tokens, labels)`` for batches of exactly ``tokens``' shape.
 
     Capturing runs two warm-up batches (graphs need cuBLAS and the allocator warmed up);
-    the CUDA RNG is restored afterwards, so dropout noise does not depend on whether or
-    when a graph was captured, and a resumed run replays the same noise.
+    the CUDA RNG is restored afterwards, so capturing uses up none of the run's random
+    numbers. Each replay draws its dropout noise from the CUDA RNG like an eager step.
     """
 
     def __init__(self, model: nn.Module, tokens: Tensor, labels: Tensor) -> None:
