@@ -48,3 +48,16 @@ def test_reproduce_mnist_on_cuda_graphs_the_rim_rows_only(tmp_path):
     assert not main_args(eager["RIM (6,4) seed 0"]).cuda_graph
     on_cpu = main_args(mnist_commands(rows)["RIM (6,4) seed 0"])
     assert not on_cpu.cuda and not on_cpu.cuda_graph and on_cpu.eval_batch_size is None
+
+
+def test_compare_runs_tells_identical_runs_from_different_ones(tmp_path):
+    from compare_runs import compare_runs
+
+    from experiments.mnist.main import main
+    from tests.test_mnist import TINY
+    for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
+        main([*TINY, "--epochs", "1", "--seed", seed, "--log_dir", str(tmp_path / name)])
+    same = compare_runs(tmp_path / "a", tmp_path / "b")
+    assert same["max_parameter_difference"] == 0.0
+    assert same["test_accuracy"][0] == same["test_accuracy"][1] is not None
+    assert compare_runs(tmp_path / "a", tmp_path / "c")["max_parameter_difference"] > 0.0
