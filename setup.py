@@ -17,6 +17,7 @@ setup(
     extras_require={
         # everything the experiments need; `pip install rim-core` alone is just the library
         "experiments": [
+            "torch>=2.3",  # main.py's torch.amp.GradScaler("cuda")
             "torchvision",
             "tqdm",
             "tensorboardX",

@@ -41,6 +41,15 @@ def cli_main(fn: Callable[[], Any]) -> Callable[[], Any]:
 # ---------------------------------------------------------------- checkpoints
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it; done once, at import,
+    os.umask(mask)      # before any thread could create a file meanwhile
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def atomic_write_bytes(path: str | os.PathLike, write: Callable[[Any], None]) -> None:
     """Write a file via a temporary file in the same folder and ``os.replace``.
 
@@ -50,6 +59,7 @@ def atomic_write_bytes(path: str | os.PathLike, write: Callable[[Any], None]) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; others may read our results
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -76,7 +86,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for a damaged file
         text = str(err).strip()
-        if not text or "Weights only load failed" in text:
+        # Some failures say nothing useful (a text file gives just "101")
+        if len(text) < 12 or "Weights only load failed" in text:
             reason = "unreadable, truncated, or holding objects other than tensors and plain data"
         else:
             reason = text.splitlines()[0]

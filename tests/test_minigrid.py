@@ -20,6 +20,7 @@ from experiments.minigrid import demo, evaluate, train, visualize
 from experiments.minigrid.agent import Agent, load_model
 from experiments.minigrid.envs import env_seeds, make_env, preprocess_obss
 from experiments.minigrid.model import ACModel, ModelConfig, pack_memory, unpack_memory
+from experiments.minigrid.storage import save_status
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = "MiniGrid-Empty-5x5-v0"
@@ -95,6 +96,16 @@ def test_resume_continues_from_the_saved_frame_count(tmp_path):
 
     # reaching --frames already: nothing to do, nothing changes
     assert train.run(train.parse_args(train_args(tmp_path, "m", frames=64)))["update"] == 4
+
+
+def test_resume_drops_the_log_rows_after_the_last_save(tmp_path):
+    train.run(train.parse_args(train_args(tmp_path, "m", frames=48)))  # saved at updates 1, 2, 3
+    status = load_checkpoint(tmp_path / "m" / "status.pt")
+    status["update"], status["num_frames"] = 2, 32  # as if it had died after update 3's log row
+    save_status(tmp_path / "m", status)
+    train.run(train.parse_args(train_args(tmp_path, "m", frames=64)))
+    rows = read_csv(tmp_path / "m" / "log.csv")
+    assert [int(r["update"]) for r in rows] == [1, 2, 3, 4]
 
 
 def test_same_seed_gives_the_same_training_run(tmp_path):
@@ -225,6 +236,8 @@ def error_line(capsys, main, argv: list[str]) -> str:
     ({"--batch-size": "6"}, "--recurrence 4 must divide --batch-size 6"),
     ({"--procs": "0"}, "--procs must be >= 1"),
     ({"--model": "a/b"}, "must be a plain folder name"),
+    ({"--max-grad-norm": "-1"}, "--max-grad-norm must be > 0"),
+    ({"--discount": "5"}, "--discount must be in [0, 1]"),
 ])
 def test_training_errors_are_one_line(tmp_path, capsys, changes, message):
     argv = train_args(tmp_path, "m", "--use_rim")
@@ -249,6 +262,8 @@ def test_errors_of_trained_models_are_one_line(trained, tmp_path, capsys):
     resume[resume.index("--hidden-size") + 1] = "16"
     assert "--hidden-size 16 differs from model rim's 8" in error_line(capsys, train.main, resume)
     assert "trained with ppo" in error_line(capsys, train.main, train_args(trained, "rim", algo="a2c"))
+    assert "--lr is 0.5 but model rim was trained with 0.001" in error_line(
+        capsys, train.main, train_args(trained, "rim", "--lr", "0.5"))
     assert "is not a MiniGrid environment" in error_line(capsys, evaluate.main,
                                                          ["--env", "CartPole-v1", "--model", "lstm",
                                                           "--storage", str(trained)])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.common import load_checkpoint
+from experiments.common import UserError, load_checkpoint, save_checkpoint
 from experiments.mnist.data import (
     load_mnist,
     read_idx,
@@ -14,6 +14,7 @@ from experiments.mnist.data import (
     to_sequences,
 )
 from experiments.mnist.main import DEFAULT_DATA_DIR, main
+from experiments.mnist.model import SequenceClassifier
 
 TINY = ["--train_examples", "192", "--eval_examples", "64", "--batch_size", "32", "--input_size", "8",
         "--hidden_size", "12", "--num_units", "4", "--k", "2", "--key_size_input", "8",
@@ -49,7 +50,10 @@ def test_read_idx_rejects_bad_files(tmp_path):
     truncated = tmp_path / "truncated"
     write_idx(truncated, array, compress=False)
     truncated.write_bytes(truncated.read_bytes()[:-2])
-    with pytest.raises(Exception, match="truncated"):
+    with pytest.raises(UserError, match="truncated"):
+        read_idx(truncated)
+    truncated.write_bytes(truncated.read_bytes()[:6])  # inside the header's dimensions
+    with pytest.raises(UserError, match="truncated"):
         read_idx(truncated)
 
 
@@ -115,6 +119,34 @@ def test_resume_reproduces_uninterrupted_run_exactly(tmp_path):
         assert torch.equal(tensor, resumed["optimizer"]["state"][0][name]), name
 
 
+
+@pytest.mark.parametrize("when", ["before the forward pass", "after the forward pass"])
+def test_resume_after_ctrl_c_mid_epoch_is_exact(tmp_path, monkeypatch, capsys, when):
+    main([*TINY, "--epochs", "2", "--log_dir", str(tmp_path / "straight")])
+    forward, calls = SequenceClassifier.forward, []
+
+    def interrupted_forward(self, tokens, return_masks=False):
+        calls.append(self.training)
+        if calls.count(True) == 3 and when.startswith("before"):
+            raise KeyboardInterrupt
+        out = forward(self, tokens, return_masks)
+        if calls.count(True) == 3:  # the batch's dropout noise is drawn; no backward yet
+            raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(SequenceClassifier, "forward", interrupted_forward)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*TINY, "--epochs", "2", "--log_dir", str(tmp_path / "resumed")])
+    assert exit_info.value.code == 130
+    monkeypatch.setattr(SequenceClassifier, "forward", forward)
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["progress"]["batch"] == 2
+    main([*TINY, "--epochs", "2", "--log_dir", str(tmp_path / "resumed"), "--loadsaved"])
+    straight = load_checkpoint(tmp_path / "straight" / "last.pt")
+    resumed = load_checkpoint(tmp_path / "resumed" / "last.pt")
+    assert straight["progress"] == resumed["progress"]
+    for name, tensor in straight["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), name
+
 def test_evaluate_only_rewrites_results(tmp_path):
     log_dir = tmp_path / "run"
     main([*TINY, "--epochs", "1", "--log_dir", str(log_dir)])
@@ -132,6 +164,11 @@ def test_evaluate_only_rewrites_results(tmp_path):
     (["--test_sizes", "16", "0"], "must be >= 2"),
     (["--k", "5"], "k must satisfy"),
     (["--cuda_graph"], "--cuda_graph needs --cuda"),
+    (["--train_examples", "-5"], "--train_examples must be >= 1"),
+    (["--eval_batch_size", "-3"], "--eval_batch_size must be >= 1"),
+    (["--epochs", "0"], "--epochs must be >= 1"),
+    (["--lr", "-1"], "--lr must be > 0"),
+    (["--loadsaved"], "no run to resume"),
 ])
 def test_bad_arguments_give_one_line_errors(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -152,3 +189,24 @@ def test_corrupt_checkpoint_gives_one_line_error(tmp_path, capsys, checkpoint, a
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "corrupt" in err and checkpoint in err and "\n" not in err
+
+
+def test_resume_refuses_what_it_cannot_honour(tmp_path, capsys):
+    """A different --lr (the optimiser state would bring the old one back), a last.pt of
+    another model, and one that lacks the training state: one-line errors, not tracebacks."""
+    run, other = tmp_path / "run", tmp_path / "other"
+    main([*TINY, "--epochs", "1", "--log_dir", str(run)])
+    main([*TINY, "--epochs", "1", "--log_dir", str(other), "--hidden_size", "16"])
+    state = load_checkpoint(run / "last.pt")
+    cases = [(["--lr", "0.5"], None, "--lr is 0.5 but the run"),
+             ([], load_checkpoint(other / "last.pt"), "does not fit the model"),
+             ([], {"model": state["model"]}, "lacks optimizer, progress, rng, scaler")]
+    for argv, replacement, message in cases:
+        if replacement is not None:
+            save_checkpoint(replacement, run / "last.pt")
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main([*TINY, "--epochs", "2", "--log_dir", str(run), "--loadsaved", *argv])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and message in err and "\n" not in err, err

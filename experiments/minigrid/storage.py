@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import tensorboardX
 from tqdm import tqdm
 
-from experiments.common import UserError, load_checkpoint, save_checkpoint
+from experiments.common import UserError, atomic_write_bytes, load_checkpoint, save_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATUS_FILE = "status.pt"
@@ -77,14 +78,17 @@ class TrainingLog:
     """Writes each update's row to ``log.csv`` and TensorBoard, and messages to ``log.txt``
     and the terminal (through ``tqdm.write``, so the progress bar stays intact).
 
-    Resuming appends to the existing files.
+    Resuming appends to the existing files. ``log.csv`` first loses the rows after
+    ``resume_update``, the update ``status.pt`` was saved at: the resumed run redoes those.
     """
 
-    def __init__(self, path: Path, echo: bool = True) -> None:
+    def __init__(self, path: Path, echo: bool = True, resume_update: int = 0) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self.echo = echo
         self._txt = open(path / "log.txt", "a", encoding="utf-8")
         csv_path = path / "log.csv"
+        if csv_path.is_file():
+            _drop_rows_after(csv_path, resume_update)
         self._write_header = not csv_path.is_file() or csv_path.stat().st_size == 0
         self._csv_file = open(csv_path, "a", newline="", encoding="utf-8")
         self._csv = csv.writer(self._csv_file)
@@ -109,3 +113,18 @@ class TrainingLog:
         self._tb.close()
         self._csv_file.close()
         self._txt.close()
+
+
+def _drop_rows_after(csv_path: Path, update: int) -> None:
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    column = rows[0].index("update")
+    kept = [rows[0]] + [r for r in rows[1:] if int(float(r[column])) <= update]
+    if len(kept) < len(rows):
+        def write(f) -> None:
+            text = io.StringIO()
+            csv.writer(text).writerows(kept)
+            f.write(text.getvalue().encode("utf-8"))
+        atomic_write_bytes(csv_path, write)

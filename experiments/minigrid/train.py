@@ -115,8 +115,15 @@ def check_args(args: argparse.Namespace) -> None:
             raise UserError(f"{SHAPE_FLAGS[name]} must be >= 1, got {getattr(args, name)}")
     if args.save_interval < 0:
         raise UserError(f"--save-interval must be >= 0, got {args.save_interval}")
-    if args.lr <= 0:
-        raise UserError(f"--lr must be > 0, got {args.lr}")
+    for name in ("lr", "max_grad_norm", "clip_eps", "optim_eps"):
+        if not getattr(args, name) > 0:
+            raise UserError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
+    for name in ("entropy_coef", "value_loss_coef"):
+        if not getattr(args, name) >= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    for name in ("discount", "gae_lambda", "optim_alpha"):
+        if not 0 <= getattr(args, name) <= 1:
+            raise UserError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}")
     if args.frames_per_proc % args.recurrence:
         raise UserError(f"--recurrence {args.recurrence} must divide --frames-per-proc "
                         f"{args.frames_per_proc}: torch-ac cuts each environment's rollout into "
@@ -124,6 +131,19 @@ def check_args(args: argparse.Namespace) -> None:
     if args.algo == "ppo" and args.batch_size % args.recurrence:
         raise UserError(f"--recurrence {args.recurrence} must divide --batch-size {args.batch_size}: "
                         "a PPO batch is made of whole sequences")
+
+
+def check_optimiser_args(args: argparse.Namespace, status: dict) -> None:
+    """On resume, the optimiser's saved state would silently override these flags."""
+    if status.get("algo", args.algo) != args.algo:
+        raise UserError(f"model {args.model} was trained with {status['algo']}; its optimiser state does "
+                        f"not fit --algo {args.algo}")
+    saved = status.get("args", {})
+    for name in ("lr", "optim_eps") + (("optim_alpha",) if args.algo == "a2c" else ()):
+        if name in saved and saved[name] != getattr(args, name):
+            flag = f"--{name.replace('_', '-')}"
+            raise UserError(f"{flag} is {getattr(args, name)} but model {args.model} was trained with "
+                            f"{saved[name]}; resume with {flag} {saved[name]} or choose another --model")
 
 
 def resolve_config(args: argparse.Namespace, saved: dict | None, env: gym.Env) -> ModelConfig:
@@ -146,6 +166,15 @@ def resolve_config(args: argparse.Namespace, saved: dict | None, env: gym.Env) -
     if not 1 <= config.k <= config.num_units:
         raise UserError(f"--k {config.k} must be between 1 and --num-units {config.num_units}")
     return config
+
+
+def load_state(target, state: dict, path) -> None:
+    """``target.load_state_dict(state)`` (model or optimiser), with a one-line error."""
+    try:
+        target.load_state_dict(state)
+    except (KeyError, ValueError, RuntimeError) as err:
+        raise UserError(f"{path / STATUS_FILE} does not fit the model it describes "
+                        f"({str(err).splitlines()[0][:200]}); choose another --model") from None
 
 
 def make_algo(args: argparse.Namespace, envs: list[gym.Env], model: ACModel):
@@ -199,9 +228,8 @@ def run(args: argparse.Namespace) -> dict:
         args.model = f"{args.env}_{args.algo}_{'rim' if args.use_rim else 'lstm'}_seed{args.seed}_{stamp}"
     path = model_dir(args.model, args.storage)
     status = load_status(path) if (path / STATUS_FILE).is_file() else None
-    if status is not None and status.get("algo", args.algo) != args.algo:
-        raise UserError(f"model {args.model} was trained with {status['algo']}; its optimiser state does "
-                        f"not fit --algo {args.algo}")
+    if status is not None:
+        check_optimiser_args(args, status)
     update = status["update"] if status else 0
     num_frames = status["num_frames"] if status else 0
     envs = make_envs(args.env, args.procs, args.seed, offset=update)
@@ -214,9 +242,9 @@ def run(args: argparse.Namespace) -> dict:
     seed_everything(args.seed)
     model = ACModel(config)
     if status:
-        model.load_state_dict(status["model_state"])
+        load_state(model, status["model_state"], path)
 
-    log = TrainingLog(path, echo=args.progress)
+    log = TrainingLog(path, echo=args.progress, resume_update=update)
     log.info(f"{'resuming' if status else 'new model'} in {path} at {num_frames} frames, update {update}")
     log.info(f"args: {vars(args)}")
     log.info(f"model: {model}")
@@ -227,7 +255,7 @@ def run(args: argparse.Namespace) -> dict:
             algo = make_algo(args, envs, model)
             duration = 0.0
             if status:
-                algo.optimizer.load_state_dict(status["optimizer_state"])
+                load_state(algo.optimizer, status["optimizer_state"], path)
                 set_rng_state(status["rng_state"])
                 duration = status.get("duration", 0.0)
                 # PPO shifts its sequence starts by recurrence/2 every other epoch, counting in batch_num

@@ -128,7 +128,9 @@ def evaluate(model, data: SequenceSet, batch_size: int, ctx: dist.Context) -> fl
     model.eval()
     shard = Subset(data.dataset(), range(ctx.rank, len(data), ctx.world_size))
     correct = 0
-    for tokens, labels in DataLoader(shard, batch_size=batch_size):
+    # A generator of its own: making an iterator must not draw from the global RNG, so
+    # that evaluating never shifts training's dropout noise (and exact resume holds).
+    for tokens, labels in DataLoader(shard, batch_size=batch_size, generator=torch.Generator()):
         logits = model(tokens.to(ctx.device).long())
         correct += (logits.argmax(-1).cpu() == labels).sum().item()
     correct, total = dist.all_sum(ctx, [correct, len(shard)])
@@ -139,7 +141,11 @@ def evaluate(model, data: SequenceSet, batch_size: int, ctx: dist.Context) -> fl
 
 
 def check_resumable(args: argparse.Namespace, saved: dict) -> None:
-    for option in ARCHITECTURE_OPTIONS + ("seed", "size", "batch_size", "val_size", "train_examples"):
+    if not saved:
+        raise UserError(f"--loadsaved: no run to resume in {args.log_dir} (no config.json); "
+                        "train without --loadsaved first")
+    # lr: loading the optimiser's state would silently bring back the run's learning rate
+    for option in ARCHITECTURE_OPTIONS + ("seed", "size", "batch_size", "val_size", "train_examples", "lr"):
         if saved.get(option) != getattr(args, option):
             raise UserError(f"--loadsaved: --{option} is {getattr(args, option)!r} but the run in "
                             f"{args.log_dir} used {saved.get(option)!r}; "
@@ -173,12 +179,20 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
         config_path = log_dir / "config.json"
         check_resumable(args, json.loads(config_path.read_text())["args"] if config_path.is_file() else {})
         state = load_checkpoint(log_dir / "last.pt", ctx.device)
+        missing = {"model", "optimizer", "scaler", "progress", "rng"} - set(state)
+        if missing:
+            raise UserError(f"--loadsaved: {log_dir / 'last.pt'} lacks {', '.join(sorted(missing))}; "
+                            "it is not a last.pt written by this script")
         if len(state["rng"]) != ctx.world_size:
             raise UserError(f"--loadsaved: {log_dir / 'last.pt'} was written by {len(state['rng'])} "
                             f"process(es); resume it with as many (got {ctx.world_size})")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scaler.load_state_dict(state["scaler"])
+        except (KeyError, ValueError, RuntimeError) as err:
+            raise UserError(f"--loadsaved: {log_dir / 'last.pt'} does not fit the model in "
+                            f"config.json ({str(err).splitlines()[0][:200]})") from None
         progress.update(state["progress"])
         set_rng_state(state["rng"][ctx.rank])
         if ctx.is_main:
@@ -213,14 +227,18 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
     sampler = DistributedSampler(splits.train.dataset(), num_replicas=ctx.world_size, rank=ctx.rank,
                                  shuffle=True, seed=args.seed)
     loader = DataLoader(splits.train.dataset(), batch_size=args.batch_size // ctx.world_size,
-                        sampler=sampler, num_workers=args.num_workers)
+                        sampler=sampler, num_workers=args.num_workers, generator=torch.Generator())
+    # The RNG state where progress says the run stands (the last batch boundary): what a
+    # Ctrl-C saves, so that a batch cut off half-way is redone with the same noise.
+    boundary = {"rng": rng_state()}
     eval_bs = args.eval_batch_size or args.batch_size
     try:
         epochs = tqdm(range(progress["epoch"], args.epochs), desc="epochs", initial=progress["epoch"],
                       total=args.epochs, position=0, disable=not ctx.is_main)
         for epoch in epochs:
             sampler.set_epoch(epoch)
-            unit_rates = train_epoch(net, step_graph, loader, optimizer, scaler, progress, args, ctx, writer)
+            unit_rates = train_epoch(net, step_graph, loader, optimizer, scaler, progress, boundary, args,
+                                     ctx, writer)
             log_epoch(model, splits, eval_bs, progress, unit_rates, optimizer, args, ctx, writer)
             val_acc = progress.pop("last_val")
             progress.update(epoch=epoch + 1, batch=0, loss_sum=0.0, correct=0, seen=0, train_seconds=0.0)
@@ -232,7 +250,7 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
     except KeyboardInterrupt:
         # Under torchrun Ctrl-C reaches every process at once, so rank 0 cannot gather the
         # others' RNG: a mid-epoch resume is exact for one process, not for several.
-        checkpoint(log_dir / "last.pt", [rng_state()] * ctx.world_size)
+        checkpoint(log_dir / "last.pt", [boundary["rng"]] * ctx.world_size)
         if ctx.is_main:
             writer.close()
             print(f"\ninterrupted: saved {log_dir / 'last.pt'}; resume with --loadsaved", file=sys.stderr)
@@ -244,10 +262,10 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
 
 
 def train_epoch(net, step_graph: GraphedForwardBackward | None, loader, optimizer, scaler,
-                progress: dict, args, ctx: dist.Context, writer) -> torch.Tensor:
-    """One pass over this process's shard; updates ``progress`` in place. Returns each RIM
-    unit's activation rate, averaged over the batches run here. Full batches replay
-    ``step_graph`` when there is one."""
+                progress: dict, boundary: dict, args, ctx: dist.Context, writer) -> torch.Tensor:
+    """One pass over this process's shard; updates ``progress`` in place, and
+    ``boundary["rng"]`` with it. Returns each RIM unit's activation rate, averaged over the
+    batches run here. Full batches replay ``step_graph`` when there is one."""
     net.train()
     unit_active, batches_run = torch.zeros(args.num_units, device=ctx.device), 0
     bar = tqdm(loader, desc=f"epoch {progress['epoch'] + 1}", leave=False, position=1,
@@ -265,21 +283,23 @@ def train_epoch(net, step_graph: GraphedForwardBackward | None, loader, optimize
                 loss = F.cross_entropy(logits.float(), labels)
             optimizer.zero_grad(set_to_none=step_graph is None)  # the graph owns the .grad tensors
             scaler.scale(loss).backward()
+        loss_value, correct = loss.item(), (logits.argmax(-1) == labels).sum().item()
         if args.clip_grad > 0:
             scaler.unscale_(optimizer)
             grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), args.clip_grad)
         scaler.step(optimizer)
         scaler.update()
+        # Right after the step, with nothing in between that can fail or take long: only a
+        # Ctrl-C during the optimiser step itself leaves progress and parameters apart.
+        progress.update(batch=i + 1, step=progress["step"] + 1, loss_sum=progress["loss_sum"]
+                        + loss_value * len(labels), correct=progress["correct"] + correct,
+                        seen=progress["seen"] + len(labels))
+        boundary["rng"] = rng_state()
         if masks is not None:
             unit_active += masks.float().mean((0, 1))
         batches_run += 1
-        progress["batch"] = i + 1
-        progress["step"] += 1
-        progress["loss_sum"] += loss.item() * len(labels)
-        progress["correct"] += (logits.argmax(-1) == labels).sum().item()
-        progress["seen"] += len(labels)
         if writer is not None:
-            writer.add_scalar("train/batch_loss", loss.item(), progress["step"])
+            writer.add_scalar("train/batch_loss", loss_value, progress["step"])
             if args.clip_grad > 0:
                 writer.add_scalar("train/grad_norm", grad_norm.item(), progress["step"])
         bar.set_postfix(loss=f"{progress['loss_sum'] / progress['seen']:.3f}")
@@ -337,6 +357,20 @@ def evaluate_saved(args: argparse.Namespace, ctx: dist.Context) -> None:
     write_results(log_dir, splits, args.eval_batch_size or config["batch_size"], ctx)
 
 
+def check_numbers(args: argparse.Namespace) -> None:
+    """One-line errors for counts and rates that would otherwise fail late or run silently wrong."""
+    at_least = {"epochs": 1, "batch_size": 1, "eval_batch_size": 1, "train_examples": 1,
+                "eval_examples": 1, "val_size": 1, "num_workers": 0, "input_size": 1}
+    for option, low in at_least.items():
+        value = getattr(args, option)
+        if value is not None and value < low:
+            raise UserError(f"--{option} must be >= {low}, got {value}")
+    if not args.lr > 0:
+        raise UserError(f"--lr must be > 0, got {args.lr}")
+    if not args.clip_grad >= 0:
+        raise UserError(f"--clip_grad must be >= 0 (0: off), got {args.clip_grad}")
+
+
 @cli_main
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
@@ -345,6 +379,7 @@ def main(argv: list[str] | None = None) -> None:
     for size in (args.size, *args.test_sizes):
         if size < 2:
             raise UserError(f"image sizes (--size, --test_sizes) must be >= 2, got {size}")
+    check_numbers(args)
     if args.cuda_graph and (not args.cuda or args.amp or args.compile):
         raise UserError("--cuda_graph needs --cuda, and works without --amp and --compile")
     if (args.cuda or args.amp) and not torch.cuda.is_available():

@@ -1,0 +1,26 @@
+"""experiments/common.py: atomic writes."""
+
+import os
+
+import pytest
+
+from experiments.common import _UMASK, atomic_write_bytes, write_json
+
+
+def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path):
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"previous")
+
+    def half_then_fail(f):
+        f.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write_bytes(path, half_then_fail)
+    assert path.read_bytes() == b"previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    write_json(tmp_path / "results.json", {"accuracy": 1.0})
+    assert os.stat(tmp_path / "results.json").st_mode & 0o777 == 0o666 & ~_UMASK
