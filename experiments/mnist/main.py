@@ -175,6 +175,7 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
     progress = {"epoch": 0, "batch": 0, "step": 0, "best_val": -1.0, "best_epoch": -1,
                 "loss_sum": 0.0, "correct": 0, "seen": 0, "train_seconds": 0.0}
     seed_everything(args.seed + ctx.rank)  # but different dropout noise in each process
+    saved_rng = None
     if args.loadsaved:
         config_path = log_dir / "config.json"
         check_resumable(args, json.loads(config_path.read_text())["args"] if config_path.is_file() else {})
@@ -194,7 +195,7 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
             raise UserError(f"--loadsaved: {log_dir / 'last.pt'} does not fit the model in "
                             f"config.json ({str(err).splitlines()[0][:200]})") from None
         progress.update(state["progress"])
-        set_rng_state(state["rng"][ctx.rank])
+        saved_rng = state["rng"][ctx.rank]
         if ctx.is_main:
             print(f"resumed {log_dir / 'last.pt'} at epoch {progress['epoch'] + 1}, "
                   f"batch {progress['batch']}")
@@ -207,6 +208,8 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
     if args.cuda_graph and len(splits.train) >= args.batch_size:  # capture needs only the shapes
         first = splits.train.dataset()[: args.batch_size]
         step_graph = GraphedForwardBackward(model, first[0].to(ctx.device).long(), first[1].to(ctx.device))
+    if saved_rng is not None:  # only now: the capture's warm-up draws dropout noise, as it did
+        set_rng_state(saved_rng)  # before the checkpointed run's first batch
 
     writer = None
     if ctx.is_main:
