@@ -147,7 +147,7 @@ class RIM(nn.Module):
                 layer_input = F.dropout(layer_input, self.dropout, self.training)
 
         def stack(parts: list[Tensor]) -> Tensor:  # [(N, B, H)] -> (L*D, B, N*H)
-            return torch.stack([p.transpose(0, 1).reshape(batch, -1) for p in parts])
+            return torch.stack([p.transpose(0, 1).reshape(batch, self.state_size) for p in parts])
 
         h_n = stack([s[0] if is_lstm else s for s in last_states])
         state_out: State = (h_n, stack([s[1] for s in last_states])) if is_lstm else h_n
@@ -164,19 +164,20 @@ class RIM(nn.Module):
     def _run_direction(cell: RIMCell, x: Tensor, state: State, reverse: bool):
         """Run one cell over ``x`` (T, B, in); returns out (T, B, N*H), last state, masks (T, B, N)."""
         seq_len, batch = x.shape[:2]
-        projected = cell.project_input(x.reshape(seq_len * batch, -1))
+        projected = cell.project_input(x.reshape(seq_len * batch, x.size(-1)))
         # unbind, not indexing: its backward writes all steps' gradients in one stack,
         # where indexing would add a full-size zero tensor per step.
         keys = projected.keys.view(seq_len, batch, *projected.keys.shape[1:]).unbind(0)
-        gates = projected.gates.view(-1, seq_len, batch, *projected.gates.shape[2:]).unbind(1)
+        heads, _, units, gate_size = projected.gates.shape
+        gates = projected.gates.view(heads, seq_len, batch, units, gate_size).unbind(1)
         hs, masks = [None] * seq_len, [None] * seq_len
         steps = range(seq_len - 1, -1, -1) if reverse else range(seq_len)
         for t in steps:
             state, masks[t] = cell.step(ProjectedInput(keys[t], gates[t]), state)
             hs[t] = state[0] if cell.is_lstm else state
-        out = torch.stack(hs).transpose(1, 2).reshape(seq_len, batch, -1)  # (T, N, B, H) -> (T, B, N*H)
+        out = torch.stack(hs).transpose(1, 2).reshape(seq_len, batch, cell.num_units * cell.hidden_size)
         return out, state, torch.stack(masks).transpose(1, 2)
 
 
 def _unit_major(state: Tensor, index: int, num_units: int) -> Tensor:
-    return state[index].view(state.size(1), num_units, -1).transpose(0, 1)
+    return state[index].view(state.size(1), num_units, state.size(2) // num_units).transpose(0, 1)

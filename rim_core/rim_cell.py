@@ -245,7 +245,7 @@ class RIMCell(nn.Module):
             gates = torch.matmul(x, torch.bmm(w_ih, w_value).transpose(1, 2))
         else:
             gates = torch.bmm(torch.matmul(x, w_value.transpose(1, 2)), w_ih.transpose(1, 2))
-        return ProjectedInput(keys, gates.view(heads, x.size(0), n, -1))
+        return ProjectedInput(keys, gates.view(heads, x.size(0), n, self.rnn.weight_ih.size(1)))
 
     def step(self, inp: ProjectedInput, state: State) -> tuple[State, Tensor]:
         """Advance the group-major state ``(N, B, H)`` by one step.
@@ -296,7 +296,7 @@ class RIMCell(nn.Module):
         dk, dv = self.comm_key_size, self.comm_value_size
         q, k, v = group_matmul(h, self.comm_qkv.weight).split([heads * dk, heads * dk, heads * dv], -1)
         # (N, B, heads*d) -> (B*heads, N, d): attention runs across the units.
-        q, k, v = (t.reshape(n, b * heads, -1).transpose(0, 1) for t in (q, k, v))
+        q, k, v = (t.reshape(n, b * heads, t.size(-1) // heads).transpose(0, 1) for t in (q, k, v))
         attention = torch.bmm(q, k.transpose(1, 2)).mul_(1 / math.sqrt(dk)).softmax(-1)
         attention = F.dropout(attention, self.comm_dropout, self.training)
         context = torch.bmm(attention, v).transpose(0, 1).reshape(n, b, heads * dv)

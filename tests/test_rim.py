@@ -206,6 +206,10 @@ def test_rim_shapes_equal_torch_rnn(rnn_cell, torch_cls, layers, bidirectional):
     # a given state is used, and has nn.LSTM's shapes
     out2, _ = rim(x, ref_state)
     assert out2.shape == out.shape and not torch.allclose(out2, out)
+    # an empty batch gives empty outputs of nn.LSTM's shapes, as nn.LSTM does
+    empty, ref_empty = rim(x[:, :0]), ref(x[:, :0])
+    for s, r in zip((empty[0], *as_tuple(empty[1])), (ref_empty[0], *as_tuple(ref_empty[1]))):
+        assert s.shape == r.shape
 
 
 def test_rim_zero_default_state():
