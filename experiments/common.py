@@ -59,7 +59,8 @@ def atomic_write_bytes(path: str | os.PathLike, write: Callable[[Any], None]) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; others may read our results
+        if hasattr(os, "fchmod"):  # POSIX; mkstemp makes 0600, and others may read our results
+            os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -85,12 +86,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for a damaged file
+        # The message alone can be cryptic (a text file gives just "101"): say what it means.
+        reason = "unreadable, truncated, or holding objects other than tensors and plain data"
         text = str(err).strip()
-        # Some failures say nothing useful (a text file gives just "101")
-        if len(text) < 12 or "Weights only load failed" in text:
-            reason = "unreadable, truncated, or holding objects other than tensors and plain data"
-        else:
-            reason = text.splitlines()[0]
+        if text and "Weights only load failed" not in text:
+            reason += f"; {type(err).__name__}: {text.splitlines()[0]}"
         raise UserError(f"checkpoint {path} is corrupt or not a checkpoint of this project "
                         f"({reason[:200]}); delete it or point to another run") from None
     if not isinstance(obj, dict):

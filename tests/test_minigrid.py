@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.common import load_checkpoint
+from experiments.common import UserError, load_checkpoint
 from experiments.minigrid import demo, evaluate, train, visualize
 from experiments.minigrid.agent import Agent, load_model
 from experiments.minigrid.envs import env_seeds, make_env, preprocess_obss
 from experiments.minigrid.model import ACModel, ModelConfig, pack_memory, unpack_memory
-from experiments.minigrid.storage import save_status
+from experiments.minigrid.storage import TrainingLog, save_status
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = "MiniGrid-Empty-5x5-v0"
@@ -107,6 +107,16 @@ def test_resume_drops_the_log_rows_after_the_last_save(tmp_path):
     rows = read_csv(tmp_path / "m" / "log.csv")
     assert [int(r["update"]) for r in rows] == [1, 2, 3, 4]
 
+
+
+def test_resume_trims_a_log_csv_cut_off_by_a_crash(tmp_path):
+    header = "update,frames,FPS\r\n"
+    (tmp_path / "log.csv").write_text(header + "1,16,9.0\r\n2,32,9.0\r\n\r\n1")  # "13,..." cut off
+    TrainingLog(tmp_path, echo=False, resume_update=2).close()
+    assert (tmp_path / "log.csv").read_bytes() == (header + "1,16,9.0\r\n2,32,9.0\r\n").encode()
+    (tmp_path / "log.csv").write_text("frames,FPS\r\n16,9.0\r\n")
+    with pytest.raises(UserError, match="no 'update' column"):
+        TrainingLog(tmp_path, echo=False, resume_update=2)
 
 def test_same_seed_gives_the_same_training_run(tmp_path):
     for name in ("a", "b"):

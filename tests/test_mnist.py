@@ -1,6 +1,9 @@
 import gzip
 import json
+import os
+import signal
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +16,7 @@ from experiments.mnist.data import (
     split_train_val,
     to_sequences,
 )
-from experiments.mnist.main import DEFAULT_DATA_DIR, main
+from experiments.mnist.main import DEFAULT_DATA_DIR, ctrl_c_held_back, main
 from experiments.mnist.model import SequenceClassifier
 
 TINY = ["--train_examples", "192", "--eval_examples", "64", "--batch_size", "32", "--input_size", "8",
@@ -146,6 +149,17 @@ def test_resume_after_ctrl_c_mid_epoch_is_exact(tmp_path, monkeypatch, capsys, w
     assert straight["progress"] == resumed["progress"]
     for name, tensor in straight["model"].items():
         assert torch.equal(tensor, resumed["model"][name]), name
+
+
+def test_ctrl_c_inside_the_optimiser_step_is_delivered_after_it():
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_held_back():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # Python runs signal handlers between bytecodes: here, in the block
+            finished.append(True)
+    assert finished == [True]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 def test_evaluate_only_rewrites_results(tmp_path):
     log_dir = tmp_path / "run"

@@ -116,15 +116,26 @@ class TrainingLog:
 
 
 def _drop_rows_after(csv_path: Path, update: int) -> None:
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
+    """Keep the header and the complete rows up to ``update``; a row cut off by a crash goes too."""
+    text = csv_path.read_text(encoding="utf-8")
+    rows = list(csv.reader(io.StringIO(text)))
     if not rows:
         return
-    column = rows[0].index("update")
-    kept = [rows[0]] + [r for r in rows[1:] if int(float(r[column])) <= update]
-    if len(kept) < len(rows):
+    if "update" not in rows[0]:
+        raise UserError(f"{csv_path} has no 'update' column; it was not written by train.py "
+                        "(move it away to resume)")
+    column, width = rows[0].index("update"), len(rows[0])
+
+    def keep(row: list[str]) -> bool:
+        try:
+            return len(row) == width and int(float(row[column])) <= update
+        except ValueError:
+            return False
+
+    kept = [rows[0]] + [r for r in rows[1:] if keep(r)]
+    if len(kept) < len(rows) or not text.endswith("\n"):
         def write(f) -> None:
-            text = io.StringIO()
-            csv.writer(text).writerows(kept)
-            f.write(text.getvalue().encode("utf-8"))
+            out = io.StringIO()
+            csv.writer(out).writerows(kept)
+            f.write(out.getvalue().encode("utf-8"))
         atomic_write_bytes(csv_path, write)

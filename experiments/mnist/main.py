@@ -17,9 +17,12 @@ The run directory gets TensorBoard events, config.json, last.pt, best.pt and res
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -175,7 +178,6 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
     progress = {"epoch": 0, "batch": 0, "step": 0, "best_val": -1.0, "best_epoch": -1,
                 "loss_sum": 0.0, "correct": 0, "seen": 0, "train_seconds": 0.0}
     seed_everything(args.seed + ctx.rank)  # but different dropout noise in each process
-    saved_rng = None
     if args.loadsaved:
         config_path = log_dir / "config.json"
         check_resumable(args, json.loads(config_path.read_text())["args"] if config_path.is_file() else {})
@@ -195,7 +197,7 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
             raise UserError(f"--loadsaved: {log_dir / 'last.pt'} does not fit the model in "
                             f"config.json ({str(err).splitlines()[0][:200]})") from None
         progress.update(state["progress"])
-        saved_rng = state["rng"][ctx.rank]
+        set_rng_state(state["rng"][ctx.rank])
         if ctx.is_main:
             print(f"resumed {log_dir / 'last.pt'} at epoch {progress['epoch'] + 1}, "
                   f"batch {progress['batch']}")
@@ -208,8 +210,6 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
     if args.cuda_graph and len(splits.train) >= args.batch_size:  # capture needs only the shapes
         first = splits.train.dataset()[: args.batch_size]
         step_graph = GraphedForwardBackward(model, first[0].to(ctx.device).long(), first[1].to(ctx.device))
-    if saved_rng is not None:  # only now: the capture's warm-up draws dropout noise, as it did
-        set_rng_state(saved_rng)  # before the checkpointed run's first batch
 
     writer = None
     if ctx.is_main:
@@ -287,17 +287,19 @@ def train_epoch(net, step_graph: GraphedForwardBackward | None, loader, optimize
             optimizer.zero_grad(set_to_none=step_graph is None)  # the graph owns the .grad tensors
             scaler.scale(loss).backward()
         loss_value, correct = loss.item(), (logits.argmax(-1) == labels).sum().item()
-        if args.clip_grad > 0:
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), args.clip_grad)
-        scaler.step(optimizer)
-        scaler.update()
-        # Right after the step, with nothing in between that can fail or take long: only a
-        # Ctrl-C during the optimiser step itself leaves progress and parameters apart.
-        progress.update(batch=i + 1, step=progress["step"] + 1, loss_sum=progress["loss_sum"]
-                        + loss_value * len(labels), correct=progress["correct"] + correct,
-                        seen=progress["seen"] + len(labels))
-        boundary["rng"] = rng_state()
+        # A Ctrl-C must land before the step or after the bookkeeping, never in between:
+        # the checkpoint it writes pairs these parameters with this progress and RNG state.
+        with ctrl_c_held_back():
+            if args.clip_grad > 0:
+                scaler.unscale_(optimizer)
+                grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), args.clip_grad)
+            scaler.step(optimizer)
+            scaler.update()
+            progress["batch"], progress["step"] = i + 1, progress["step"] + 1
+            progress["loss_sum"] += loss_value * len(labels)
+            progress["correct"] += correct
+            progress["seen"] += len(labels)
+            boundary["rng"] = rng_state()
         if masks is not None:
             unit_active += masks.float().mean((0, 1))
         batches_run += 1
@@ -308,6 +310,22 @@ def train_epoch(net, step_graph: GraphedForwardBackward | None, loader, optimize
         bar.set_postfix(loss=f"{progress['loss_sum'] / progress['seen']:.3f}")
     progress["train_seconds"] += time.perf_counter() - start
     return unit_active / max(batches_run, 1)
+
+
+@contextlib.contextmanager
+def ctrl_c_held_back():
+    """Delay a Ctrl-C (SIGINT) that arrives inside the block to its end."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers (and receives SIGINT)
+        return
+    pending = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pending:
+        raise KeyboardInterrupt
 
 
 def log_epoch(model, splits, eval_bs: int, progress: dict, unit_rates: torch.Tensor, optimizer,
