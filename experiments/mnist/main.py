@@ -244,12 +244,14 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
                                      ctx, writer)
             log_epoch(model, splits, eval_bs, progress, unit_rates, optimizer, args, ctx, writer)
             val_acc = progress.pop("last_val")
-            progress.update(epoch=epoch + 1, batch=0, loss_sum=0.0, correct=0, seen=0, train_seconds=0.0)
-            rng = dist.gather(ctx, rng_state())  # every process's, so that resume is exact
-            if val_acc > progress["best_val"]:  # model selection on validation at --size only
-                progress.update(best_val=val_acc, best_epoch=epoch + 1)
-                checkpoint(log_dir / "best.pt", rng)
-            checkpoint(log_dir / "last.pt", rng)
+            with ctrl_c_held_back():  # the epoch's progress, best.pt and last.pt change together
+                progress.update(epoch=epoch + 1, batch=0, loss_sum=0.0, correct=0, seen=0,
+                                train_seconds=0.0)
+                rng = dist.gather(ctx, rng_state())  # every process's, so that resume is exact
+                if val_acc > progress["best_val"]:  # model selection on validation at --size only
+                    progress.update(best_val=val_acc, best_epoch=epoch + 1)
+                    checkpoint(log_dir / "best.pt", rng)
+                checkpoint(log_dir / "last.pt", rng)
     except KeyboardInterrupt:
         # Under torchrun Ctrl-C reaches every process at once, so rank 0 cannot gather the
         # others' RNG: a mid-epoch resume is exact for one process, not for several.
