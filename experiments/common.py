@@ -78,8 +78,10 @@ def save_checkpoint(obj: dict, path: str | os.PathLike) -> None:
     atomic_write_bytes(path, lambda f: torch.save(obj, f))
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
-    """``torch.load(weights_only=True)`` with one-line errors for missing or corrupt files."""
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
+                    required: tuple[str, ...] = ()) -> dict:
+    """``torch.load(weights_only=True)`` with one-line errors for missing or corrupt files,
+    and for a checkpoint that lacks any of the ``required`` keys."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist; train a model first or check the path")
@@ -95,7 +97,23 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
                         f"({reason[:200]}); delete it or point to another run") from None
     if not isinstance(obj, dict):
         raise UserError(f"checkpoint {path} does not hold a dict; it was not written by this project")
+    missing = set(required) - set(obj)
+    if missing:
+        raise UserError(f"checkpoint {path} lacks {', '.join(sorted(missing))}; it was not written "
+                        "by this script")
     return obj
+
+
+def load_state(target: Any, state: dict, source: str | os.PathLike) -> None:
+    """``target.load_state_dict(state)`` (a model or an optimiser), with a one-line error
+    naming ``source`` (where the state came from) when it does not fit."""
+    try:
+        target.load_state_dict(state)
+    except (KeyError, ValueError, RuntimeError) as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+        reason = lines[-1] if lines[0].startswith("Error(s) in loading") else lines[0]  # skip the heading
+        raise UserError(f"{source} does not fit the model it is loaded into ({reason[:200]}); "
+                        "it was saved with another configuration") from None
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from experiments.common import UserError
+from experiments.common import UserError, load_state
 from experiments.minigrid.envs import IMAGE_KEY, preprocess_obss
 from experiments.minigrid.model import ACModel, ModelConfig
-from experiments.minigrid.storage import load_status
+from experiments.minigrid.storage import STATUS_FILE, load_status
 
 
 def load_model(path: Path, use_rim: bool = False) -> tuple[ACModel, dict]:
@@ -27,11 +27,7 @@ def load_model(path: Path, use_rim: bool = False) -> tuple[ACModel, dict]:
     if use_rim and not config.use_rim:
         raise UserError(f"--use_rim was given but the model in {path} has LSTM memory; drop --use_rim")
     model = ACModel(config)
-    try:
-        model.load_state_dict(status["model_state"])
-    except RuntimeError as err:
-        raise UserError(f"{path} holds weights that do not fit its model_config "
-                        f"({str(err).splitlines()[0]})") from None
+    load_state(model, status["model_state"], path / STATUS_FILE)
     return model.eval(), status
 
 

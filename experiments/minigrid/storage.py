@@ -59,12 +59,8 @@ def save_status(path: Path, status: dict) -> None:
 
 
 def load_status(path: Path) -> dict:
-    status = load_checkpoint(path / STATUS_FILE)
-    missing = {"model_state", "model_config", "num_frames", "update"} - set(status)
-    if missing:
-        raise UserError(f"{path / STATUS_FILE} lacks {', '.join(sorted(missing))}; "
-                        "it was not written by experiments/minigrid/train.py")
-    return status
+    return load_checkpoint(path / STATUS_FILE,
+                           required=("model_state", "model_config", "num_frames", "update"))
 
 
 def synthesize(values) -> dict[str, float]:

@@ -22,6 +22,7 @@ from experiments.common import (
     UserError,
     cli_main,
     environment_info,
+    load_state,
     rng_state,
     seed_everything,
     set_rng_state,
@@ -168,15 +169,6 @@ def resolve_config(args: argparse.Namespace, saved: dict | None, env: gym.Env) -
     return config
 
 
-def load_state(target, state: dict, path) -> None:
-    """``target.load_state_dict(state)`` (model or optimiser), with a one-line error."""
-    try:
-        target.load_state_dict(state)
-    except (KeyError, ValueError, RuntimeError) as err:
-        raise UserError(f"{path / STATUS_FILE} does not fit the model it describes "
-                        f"({str(err).splitlines()[0][:200]}); choose another --model") from None
-
-
 def make_algo(args: argparse.Namespace, envs: list[gym.Env], model: ACModel):
     """torch-ac's PPO or A2C; it starts the environment workers and creates the optimiser."""
     common = dict(device=torch.device("cpu"), num_frames_per_proc=args.frames_per_proc,
@@ -242,7 +234,7 @@ def run(args: argparse.Namespace) -> dict:
     seed_everything(args.seed)
     model = ACModel(config)
     if status:
-        load_state(model, status["model_state"], path)
+        load_state(model, status["model_state"], path / STATUS_FILE)
 
     log = TrainingLog(path, echo=args.progress, resume_update=update)
     log.info(f"{'resuming' if status else 'new model'} in {path} at {num_frames} frames, update {update}")
@@ -255,7 +247,7 @@ def run(args: argparse.Namespace) -> dict:
             algo = make_algo(args, envs, model)
             duration = 0.0
             if status:
-                load_state(algo.optimizer, status["optimizer_state"], path)
+                load_state(algo.optimizer, status["optimizer_state"], path / STATUS_FILE)
                 set_rng_state(status["rng_state"])
                 duration = status.get("duration", 0.0)
                 # PPO shifts its sequence starts by recurrence/2 every other epoch, counting in batch_num

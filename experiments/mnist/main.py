@@ -37,6 +37,7 @@ from experiments.common import (
     cli_main,
     environment_info,
     load_checkpoint,
+    load_state,
     rng_state,
     save_checkpoint,
     seed_everything,
@@ -181,21 +182,13 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
     if args.loadsaved:
         config_path = log_dir / "config.json"
         check_resumable(args, json.loads(config_path.read_text())["args"] if config_path.is_file() else {})
-        state = load_checkpoint(log_dir / "last.pt", ctx.device)
-        missing = {"model", "optimizer", "scaler", "progress", "rng"} - set(state)
-        if missing:
-            raise UserError(f"--loadsaved: {log_dir / 'last.pt'} lacks {', '.join(sorted(missing))}; "
-                            "it is not a last.pt written by this script")
+        state = load_checkpoint(log_dir / "last.pt", ctx.device,
+                                required=("model", "optimizer", "scaler", "progress", "rng"))
         if len(state["rng"]) != ctx.world_size:
             raise UserError(f"--loadsaved: {log_dir / 'last.pt'} was written by {len(state['rng'])} "
                             f"process(es); resume it with as many (got {ctx.world_size})")
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scaler.load_state_dict(state["scaler"])
-        except (KeyError, ValueError, RuntimeError) as err:
-            raise UserError(f"--loadsaved: {log_dir / 'last.pt'} does not fit the model in "
-                            f"config.json ({str(err).splitlines()[0][:200]})") from None
+        for target, key in ((model, "model"), (optimizer, "optimizer"), (scaler, "scaler")):
+            load_state(target, state[key], log_dir / "last.pt")
         progress.update(state["progress"])
         set_rng_state(state["rng"][ctx.rank])
         if ctx.is_main:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from experiments.common import UserError, load_checkpoint
+from experiments.common import UserError, load_checkpoint, load_state
 from rim_core import RIM
 
 MODELS = ("RIM", "LSTM", "GRU")
@@ -91,9 +91,5 @@ def load_run(log_dir: str | Path, checkpoint: str = "best.pt",
     config = json.loads(config_path.read_text())["args"]
     state = load_checkpoint(log_dir / checkpoint, map_location)
     model = build_model(config)
-    try:
-        model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as err:
-        raise UserError(f"checkpoint {log_dir / checkpoint} does not match the model in "
-                        f"config.json ({str(err).splitlines()[0]})") from None
+    load_state(model, state["model"], log_dir / checkpoint)
     return model.to(map_location), config, state
