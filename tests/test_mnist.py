@@ -123,6 +123,22 @@ def test_resume_reproduces_uninterrupted_run_exactly(tmp_path):
 
 
 
+def test_deterministic_flag_supports_every_op_and_changes_nothing_on_cpu(tmp_path, monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    main([*TINY, "--epochs", "1", "--log_dir", str(tmp_path / "default")])
+    try:
+        # an op without a deterministic kernel would raise here instead of training
+        main([*TINY, "--epochs", "1", "--log_dir", str(tmp_path / "deterministic"), "--deterministic"])
+        assert torch.are_deterministic_algorithms_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(False)
+    default = load_checkpoint(tmp_path / "default" / "last.pt")["model"]
+    deterministic = load_checkpoint(tmp_path / "deterministic" / "last.pt")["model"]
+    for name, tensor in default.items():
+        assert torch.equal(tensor, deterministic[name]), name
+
+
 @pytest.mark.parametrize("when", ["before the forward pass", "after the forward pass"])
 def test_resume_after_ctrl_c_mid_epoch_is_exact(tmp_path, monkeypatch, capsys, when):
     main([*TINY, "--epochs", "2", "--log_dir", str(tmp_path / "straight")])
