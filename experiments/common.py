@@ -158,6 +158,18 @@ def set_rng_state(state: dict) -> None:
 # ---------------------------------------------------------------- run metadata
 
 
+def cpu_name() -> str:
+    """The CPU's model name where Linux gives one, else the architecture: the same step's
+    speed, and even which matrix library is faster, differ between CPUs (see README)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment_info() -> dict:
     """Versions and hardware, recorded next to every run's configuration (plain strings:
     ``torch.__version__`` is a str subclass that ``weights_only`` loading refuses)."""
@@ -166,6 +178,7 @@ def environment_info() -> dict:
         "torch": str(torch.__version__),
         "numpy": np.__version__,
         "platform": platform.platform(),
+        "cpu": cpu_name(),
         "cpu_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
     }

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from functools import partial
@@ -31,6 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from experiments.common import cpu_name
 from rim_core import RIM, GroupLSTMCell, RIMCell
 
 
@@ -230,7 +230,7 @@ def main() -> None:
         layer_rows += compare_layers(device, args.seq_len, args.batch, args.repeats, args.compile)
         unit_rows += scale_units(device, args.batch, args.repeats, args.units)
 
-    host = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    host = f"{cpu_name()}, {torch.get_num_threads()} threads"
     if "cuda" in args.devices:
         host += f", {torch.cuda.get_device_name()}"
     print(f"torch {torch.__version__}; {host}; T={args.seq_len}, B={args.batch}, "

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 
 import torch
 
-from experiments.common import environment_info, seed_everything
+from experiments.common import cpu_name, environment_info, seed_everything
 from experiments.minigrid import train
 from experiments.minigrid.envs import make_envs, worker_processes
 from experiments.minigrid.model import ACModel
@@ -72,7 +71,7 @@ def main() -> None:
 
     print(f"PPO on {args.env}, {args.procs} procs, {args.rounds} rounds x {args.updates} updates "
           f"of {results['lstm']['rounds'][0]['frames'] // args.updates} frames; "
-          f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads\n")
+          f"{cpu_name()}, {torch.get_num_threads()} torch threads\n")
     print(f"{'memory':<8}{'params':>9}{'FPS':>9}{'collect FPS':>14}{'update FPS':>13}")
     for memory, result in results.items():
         rounds = result["rounds"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from functools import partial
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from experiments.common import cpu_name
 from rim_core import RIM, RIMCell
 
 SEQ_LEN, BATCH = 196, 64  # benchmark.py's shapes: one 14x14 sequential-MNIST batch
@@ -125,7 +125,7 @@ def main() -> None:
         torch.set_num_threads(n)
         rows += [dict(threads=n, **row) for row in throughput(shapes, BATCH, args.repeats)]
 
-    print(f"torch {torch.__version__}; {platform.processor() or platform.machine()}; "
+    print(f"torch {torch.__version__}; {cpu_name()}; "
           f"median of {args.repeats}; rows = batch = {BATCH}")
     print(f"{'threads':>7} {'product (per unit)':20} {'in':>4} {'out':>5} "
           f"{'MKL mm':>7} {'oneDNN':>7} {'MKL bmm':>8}   GMAC/s")
@@ -138,7 +138,7 @@ def main() -> None:
           f"(RIM / nn.LSTM = {macs['RIM'] / macs['nn.LSTM']:.2f})")
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = dict(torch=torch.__version__, host=platform.processor() or platform.machine(),
+    meta = dict(torch=torch.__version__, host=cpu_name(),
                 seq_len=SEQ_LEN, batch=BATCH, repeats=args.repeats)
     args.out.with_suffix(".json").write_text(json.dumps(
         dict(meta=meta, training_step_macs=macs, throughput=rows), indent=2))

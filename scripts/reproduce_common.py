@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -12,6 +11,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from experiments.common import cpu_name
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -84,13 +85,7 @@ def command_line() -> str:
 
 
 def hardware() -> str:
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{os.cpu_count()} CPU cores ({cpu or platform.machine()})"
+    return f"{os.cpu_count()} CPU cores ({cpu_name()})"
 
 
 def write_table(name: str, header: list[str], rows: list[list[str]], preamble: str) -> None:

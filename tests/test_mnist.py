@@ -104,6 +104,7 @@ def test_tiny_end_to_end_run_writes_every_file(tmp_path):
     assert all(0 <= a <= 100 for a in results["test_accuracy"].values())
     config = json.loads((log_dir / "config.json").read_text())
     assert config["args"]["seed"] == 0 and "torch" in config["environment"]
+    assert isinstance(config["environment"]["cpu"], str) and config["environment"]["cpu"]
     state = load_checkpoint(log_dir / "last.pt")
     assert state["progress"]["epoch"] == 1 and state["progress"]["step"] == 6
 
