@@ -123,7 +123,6 @@ def test_resume_reproduces_uninterrupted_run_exactly(tmp_path):
         assert torch.equal(tensor, resumed["optimizer"]["state"][0][name]), name
 
 
-
 def test_deterministic_flag_supports_every_op_and_changes_nothing_on_cpu(tmp_path, monkeypatch):
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     main([*TINY, "--epochs", "1", "--log_dir", str(tmp_path / "default")])
