@@ -274,8 +274,8 @@ class RIMCell(nn.Module):
         p_read = F.dropout(p_input, self.input_dropout, self.training)
         gates = inp.gates.transpose(1, 2)  # (heads, N, B, G)
         bias = self.rnn.input_bias().unsqueeze(1)
-        if heads == 1:
-            gates_in = torch.addcmul(bias, p_read, gates[0])
+        if heads == 1:  # squeeze, not [0]: select's backward writes a zero tensor per step
+            gates_in = torch.addcmul(bias, p_read, gates.squeeze(0))
         else:
             gates_in = (p_read.permute(2, 0, 1).unsqueeze(-1) * gates).sum(0) + bias
         updated = self.rnn.recurrence(gates_in, state)
