@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-mnist bench-minigrid clean
+.PHONY: demo test bench bench-mnist bench-minigrid mkl-on-amd clean
 
 $(STAMP): setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,3 +30,10 @@ bench-mnist: $(STAMP)
 
 bench-minigrid: $(STAMP)
 	$(PY) scripts/benchmark_minigrid.py
+
+# Opt-in, for AMD CPUs: see scripts/mkl_on_amd.c and the README's Speed section.
+mkl-on-amd: build/libmkl_on_amd.so
+
+build/libmkl_on_amd.so: scripts/mkl_on_amd.c
+	mkdir -p build
+	$(CC) -shared -fPIC -O2 -o $@ $<
