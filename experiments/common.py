@@ -5,6 +5,7 @@ Kept deliberately small; anything used by only one experiment lives in its folde
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -159,15 +160,16 @@ def set_rng_state(state: dict) -> None:
 
 
 def cpu_name() -> str:
-    """The CPU's model name where Linux gives one, else the architecture: the same step's
-    speed, and even which matrix library is faster, differ between CPUs (see README)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU's model name where Linux gives one, else the architecture, and the libraries
+    preloaded into the process: the same step's speed, and even which matrix library is
+    faster, differ between CPUs, and build/libmkl_on_amd.so changes MKL's (see README)."""
+    name = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name")), name)
+    if os.environ.get("LD_PRELOAD"):
+        name += ", LD_PRELOAD=" + " ".join(Path(p).name for p in os.environ["LD_PRELOAD"].split())
+    return name
 
 
 def environment_info() -> dict:
