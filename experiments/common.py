@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import random
+import re
 import sys
 import tempfile
 from collections.abc import Callable
@@ -161,14 +162,15 @@ def set_rng_state(state: dict) -> None:
 
 def cpu_name() -> str:
     """The CPU's model name where Linux gives one, else the architecture, and the libraries
-    preloaded into the process: the same step's speed, and even which matrix library is
-    faster, differ between CPUs, and build/libmkl_on_amd.so changes MKL's (see README)."""
+    LD_PRELOAD asks for: the same step's speed, and even which matrix library is faster,
+    differ between CPUs, and build/libmkl_on_amd.so changes MKL's (see README)."""
     name = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                      if line.startswith("model name")), name)
-    if os.environ.get("LD_PRELOAD"):
-        name += ", LD_PRELOAD=" + " ".join(Path(p).name for p in os.environ["LD_PRELOAD"].split())
+    preloaded = [Path(p).name for p in re.split(r"[:\s]+", os.environ.get("LD_PRELOAD", "")) if p]
+    if preloaded:  # the loader separates entries by spaces or colons
+        name += ", LD_PRELOAD=" + " ".join(preloaded)
     return name
 
 

@@ -32,6 +32,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from experiments.common import cpu_name
+
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = ROOT / "experiments" / "mnist" / "main.py"
 
@@ -137,7 +139,7 @@ def main() -> None:
                               "--single", model, device, amp, compile_step],
                              capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPU cores, device {device}; "
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPU cores ({cpu_name()}), device {device}; "
           f"median of {args.batches} batches of 64 at 14x14")
     print(f"{'model':5} {'amp':5} {'compile':7} {'s/batch':>8} {'seq/s':>7} {'s/epoch (extrap.)':>18} "
           f"{'24x24 test s (extrap.)':>23} {'peak RSS MiB':>13}")
@@ -145,7 +147,7 @@ def main() -> None:
         print(f"{r['model']:5} {str(r['amp']):5} {str(r['compile']):7} {r['seconds_per_batch']:8.3f} "
               f"{r['sequences_per_second']:7.1f} {r['epoch_seconds_extrapolated']:18.0f} "
               f"{r['eval_24x24_test_set_seconds_extrapolated']:23.0f} {r['peak_rss_mib']:13.0f}")
-    result = {"torch": torch.__version__, "cpu_cores": os.cpu_count(), "rows": rows}
+    result = {"torch": torch.__version__, "cpu_cores": os.cpu_count(), "cpu": cpu_name(), "rows": rows}
     if args.ddp:
         result["ddp_cpu_sequences_per_second"] = {n: ddp_throughput(n, args.ddp_examples) for n in (1, 2)}
         print("torchrun on CPU (gloo), RIM defaults, global batch 64: "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -28,8 +29,9 @@ from rim_core import RIM
 LIBRARY = Path(__file__).resolve().parents[1] / "build" / "libmkl_on_amd.so"
 
 
-def child(out: Path) -> None:
-    """One training step's outputs and gradients, saved to ``out``, and one product's speed."""
+def child(out: Path, library: Path) -> None:
+    """One training step's outputs and gradients, saved to ``out``, one product's speed, and
+    whether ``library`` is loaded in this process."""
     torch.manual_seed(0)
     model = RIM(64, 100, num_units=6, k=4, input_dropout=0.0, comm_dropout=0.0)
     x = torch.randn(196, 64, 64)
@@ -46,31 +48,45 @@ def child(out: Path) -> None:
         for _ in range(100):
             torch.bmm(a, w)
         runs.append((time.perf_counter() - start) / 100)
-    torch.save({"tensors": tensors, "gmacs": a.numel() * w.size(-1) / statistics.median(runs) / 1e9}, out)
+    loaded = str(library.resolve()) in Path("/proc/self/maps").read_text()
+    torch.save({"tensors": tensors, "gmacs": a.numel() * w.size(-1) / statistics.median(runs) / 1e9,
+                "loaded": loaded}, out)
 
 
-def run_child(out: Path, preload: bool) -> dict:
-    env = dict(os.environ)
-    if preload:
-        env["LD_PRELOAD"] = f"{LIBRARY} {env.get('LD_PRELOAD', '')}".strip()
-    subprocess.run([sys.executable, __file__, "--child", str(out)], env=env, check=True)
-    return torch.load(out, weights_only=True)
+def run_child(out: Path, library: Path, preload: bool) -> dict:
+    # the user's own LD_PRELOAD stays, except this library in the run without it
+    others = [p for p in re.split(r"[:\s]+", os.environ.get("LD_PRELOAD", ""))
+              if p and Path(p).name != library.name]
+    env = dict(os.environ, LD_PRELOAD=" ".join([str(library)] * preload + others))
+    try:
+        subprocess.run([sys.executable, __file__, "--child", str(out), "--library", str(library)], env=env,
+                       check=True)
+    except subprocess.CalledProcessError as e:
+        raise UserError(f"the run {'with' if preload else 'without'} {library.name} failed "
+                        f"(exit code {e.returncode}); its error is above") from None
+    result = torch.load(out, weights_only=True)
+    if result["loaded"] != preload:
+        raise UserError(f"{library} was {'not ' if preload else ''}loaded in the run "
+                        f"{'with' if preload else 'without'} it; is it a library for this machine?")
+    return result
 
 
 @cli_main
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--library", type=Path, default=LIBRARY,
+                   help="the library to preload (default: %(default)s)")
     p.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        child(args.child)
+        child(args.child, args.library)
         return
-    if not LIBRARY.is_file():
-        raise UserError(f"{LIBRARY} does not exist; build it first with `make mkl-on-amd`")
+    if not args.library.is_file():
+        raise UserError(f"{args.library} does not exist; build it first with `make mkl-on-amd`")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for preload in (False, True):
-            results[preload] = run_child(Path(tmp) / f"{preload}.pt", preload)
+            results[preload] = run_child(Path(tmp) / f"{preload}.pt", args.library.resolve(), preload)
             print(f"{'with' if preload else 'without'} the library: {results[preload]['gmacs']:.1f} "
                   f"G multiply-adds/s on (6, 64, 100) x (6, 100, 656), {torch.get_num_threads()} threads")
     plain, preloaded = results[False]["tensors"], results[True]["tensors"]

@@ -12,8 +12,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments.common import cpu_name
-
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
@@ -85,6 +83,8 @@ def command_line() -> str:
 
 
 def hardware() -> str:
+    from experiments.common import cpu_name  # here: it imports torch, which the drivers don't need
+
     return f"{os.cpu_count()} CPU cores ({cpu_name()})"
 
 

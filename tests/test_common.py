@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from experiments.common import _UMASK, atomic_write_bytes, write_json
+from experiments.common import _UMASK, atomic_write_bytes, cpu_name, write_json
 
 
 def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path):
@@ -24,3 +24,12 @@ def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path):
 def test_written_files_get_the_usual_permissions(tmp_path):
     write_json(tmp_path / "results.json", {"accuracy": 1.0})
     assert os.stat(tmp_path / "results.json").st_mode & 0o777 == 0o666 & ~_UMASK
+
+
+def test_cpu_name_names_every_preloaded_library(monkeypatch):
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    plain = cpu_name()
+    assert plain and "LD_PRELOAD" not in plain
+    # the loader takes spaces and colons between entries
+    monkeypatch.setenv("LD_PRELOAD", "/opt/a/libx.so:build/liby.so  libz.so")
+    assert cpu_name() == plain + ", LD_PRELOAD=libx.so liby.so libz.so"

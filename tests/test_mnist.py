@@ -124,7 +124,8 @@ def test_resume_reproduces_uninterrupted_run_exactly(tmp_path):
 
 
 def test_deterministic_flag_supports_every_op_and_changes_nothing_on_cpu(tmp_path, monkeypatch):
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")  # so that teardown restores the original
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
     main([*TINY, "--epochs", "1", "--log_dir", str(tmp_path / "default")])
     try:
         # an op without a deterministic kernel would raise here instead of training
@@ -222,13 +223,15 @@ def test_corrupt_checkpoint_gives_one_line_error(tmp_path, capsys, checkpoint, a
 
 
 def test_resume_refuses_what_it_cannot_honour(tmp_path, capsys):
-    """A different --lr (the optimiser state would bring the old one back), a last.pt of
-    another model, and one that lacks the training state: one-line errors, not tracebacks."""
+    """A different --lr (the optimiser state would bring the old one back), --deterministic
+    where the run had none (it could not continue bit for bit), a last.pt of another model,
+    and one that lacks the training state: one-line errors, not tracebacks."""
     run, other = tmp_path / "run", tmp_path / "other"
     main([*TINY, "--epochs", "1", "--log_dir", str(run)])
     main([*TINY, "--epochs", "1", "--log_dir", str(other), "--hidden_size", "16"])
     state = load_checkpoint(run / "last.pt")
     cases = [(["--lr", "0.5"], None, "--lr is 0.5 but the run"),
+             (["--deterministic"], None, "was made without --deterministic"),
              ([], load_checkpoint(other / "last.pt"), "does not fit the model"),
              ([], {"model": state["model"]}, "lacks optimizer, progress, rng, scaler")]
     for argv, replacement, message in cases:

@@ -73,8 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="replay each training batch's forward + backward from one CUDA graph "
                           "(needs --cuda; much faster for the RIM, see README)")
     run.add_argument("--deterministic", action="store_true",
-                     help="deterministic GPU kernels: reruns and resumed runs are bit-identical "
-                          "(about 13%% slower on CUDA; the CPU is deterministic already)")
+                     help="deterministic GPU kernels, so that reruns and resumed runs are "
+                          "bit-identical on a GPU too (about 13%% slower there; see README)")
 
     data = p.add_argument_group("data")
     data.add_argument("--data_dir", type=Path, default=DEFAULT_DATA_DIR,
@@ -157,6 +157,11 @@ def check_resumable(args: argparse.Namespace, saved: dict) -> None:
             raise UserError(f"--loadsaved: --{option} is {getattr(args, option)!r} but the run in "
                             f"{args.log_dir} used {saved.get(option)!r}; "
                             "use the same value or a new --log_dir")
+    # a run made with --deterministic is only continued bit for bit with it
+    if saved.get("deterministic", False) != args.deterministic:
+        flag = "with" if saved.get("deterministic", False) else "without"
+        raise UserError(f"--loadsaved: the run in {args.log_dir} was made {flag} --deterministic; "
+                        f"resume it {flag} it too")
 
 
 def autocast(args: argparse.Namespace):
