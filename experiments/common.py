@@ -168,10 +168,14 @@ def cpu_name() -> str:
     with contextlib.suppress(OSError):
         name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                      if line.startswith("model name")), name)
-    preloaded = [Path(p).name for p in re.split(r"[:\s]+", os.environ.get("LD_PRELOAD", "")) if p]
-    if preloaded:  # the loader separates entries by spaces or colons
-        name += ", LD_PRELOAD=" + " ".join(preloaded)
+    if preloaded_libraries():
+        name += ", LD_PRELOAD=" + " ".join(Path(p).name for p in preloaded_libraries())
     return name
+
+
+def preloaded_libraries() -> list[str]:
+    """The entries of LD_PRELOAD (the loader separates them by spaces or colons)."""
+    return [p for p in re.split(r"[:\s]+", os.environ.get("LD_PRELOAD", "")) if p]
 
 
 def environment_info() -> dict:

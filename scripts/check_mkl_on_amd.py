@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from experiments.common import UserError, cli_main
+from experiments.common import UserError, cli_main, preloaded_libraries
 from rim_core import RIM
 
 LIBRARY = Path(__file__).resolve().parents[1] / "build" / "libmkl_on_amd.so"
@@ -55,8 +54,7 @@ def child(out: Path, library: Path) -> None:
 
 def run_child(out: Path, library: Path, preload: bool) -> dict:
     # the user's own LD_PRELOAD stays, except this library in the run without it
-    others = [p for p in re.split(r"[:\s]+", os.environ.get("LD_PRELOAD", ""))
-              if p and Path(p).name != library.name]
+    others = [p for p in preloaded_libraries() if Path(p).name != library.name]
     env = dict(os.environ, LD_PRELOAD=" ".join([str(library)] * preload + others))
     try:
         subprocess.run([sys.executable, __file__, "--child", str(out), "--library", str(library)], env=env,
