@@ -168,8 +168,9 @@ def cpu_name() -> str:
     with contextlib.suppress(OSError):
         name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                      if line.startswith("model name")), name)
-    if preloaded_libraries():
-        name += ", LD_PRELOAD=" + " ".join(Path(p).name for p in preloaded_libraries())
+    preloaded = preloaded_libraries()
+    if preloaded:
+        name += ", LD_PRELOAD=" + " ".join(Path(p).name for p in preloaded)
     return name
 
 
