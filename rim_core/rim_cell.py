@@ -24,14 +24,33 @@ slot contributes :math:`p_\varnothing v_\varnothing = 0`).
 :math:`h_{t-1,n}` (likewise c).
 
 **Communication** (section 2.4). Multi-head attention across units, from the active
-units to all units (inactive ones offer their kept state), with a residual:
+units to all units (inactive ones offer their kept state), with a skip connection:
 
 .. math::
     Q = \tilde h W^{\tilde q}, K = \tilde h W^{\tilde e}, V = \tilde h W^{\tilde v}
     \;\;\text{(per unit, per head)} \\
-    h_{t,n} = \tilde h_{t,n} + \big[\mathrm{concat}_{heads}
-      \mathrm{dropout}(\mathrm{softmax}(Q_n K^\top / \sqrt{d}))\, V\big] W^o_n
-    \;\;\text{for active } n, \qquad h_{t,n} = \tilde h_{t,n} \text{ otherwise.}
+    a_n = \mathrm{concat}_{heads}
+      \mathrm{dropout}(\mathrm{softmax}(Q_n K^\top / \sqrt{d}))\, V
+
+and, for active n (``h_{t,n} = \tilde h_{t,n}`` otherwise), by ``comm_update``:
+
+.. math::
+    \text{gated (default):}\quad h_{t,n} = \tilde h_{t,n}
+      + \sigma(a_n W^g_n + b^g_n) \odot \tanh(a_n W^o_n + b^o_n) \\
+    \text{residual:}\quad h_{t,n} = \tilde h_{t,n} + a_n W^o_n + b^o_n
+
+**Bounds on the state.** With the gated update each step adds at most 1 to any entry
+of an active unit's h. An LSTM unit's fresh :math:`\tilde h = o \odot \tanh(c)` lies in
+(-1, 1), and an inactive unit keeps a state that was bounded when it was written, so
+:math:`|h_t| < 2` for every unit at every step (c grows at most by 1 per step, as in
+``nn.LSTM``). A GRU unit's :math:`\tilde h` is a convex combination of its previous h
+and a tanh, so :math:`\|h_t\|_\infty \le \max(1, \|h_{t-1}\|_\infty) + 1`: at most
+linear growth, t + 1 after t steps from the zero state. The input attention only scales
+what each unit reads (:math:`p \in (0, 1)`), before the RNN's own squashing, so it adds
+no growth. The residual update has no such bound: a state kept by an inactive unit is
+offered again as a value at the next step, so it can be multiplied by about
+:math:`\|W^{\tilde v} W^o\|` per step, and it grows geometrically once the
+communication weights are large.
 
 Choices where the paper is ambiguous:
 
@@ -46,6 +65,12 @@ Choices where the paper is ambiguous:
 * The communication heads are concatenated and projected back to ``hidden_size`` by a
   per-unit output map ``W^o`` (with bias), so ``comm_value_size`` need not equal
   ``hidden_size``. Only ``h`` is changed by communication; ``c`` is not.
+* The communication update is gated and tanh-bounded by default, as in the authors'
+  released code (which produced the published numbers); the paper's equation writes the
+  plain residual, which ``comm_update="residual"`` selects. The gated update keeps the
+  state bounded (see above); the residual one can blow up in long training. In gated
+  mode ``comm_output`` maps to ``2 * hidden_size`` features, ``[W^o | W^g]``, so the
+  gate costs no extra matmul call.
 * Dropout is on the attention probabilities: ``input_dropout`` on the input attention,
   ``comm_dropout`` on the communication attention.
 * The default state is zeros (never random), as in ``nn.LSTM``.
@@ -72,6 +97,7 @@ from rim_core.group_rnn import GroupGRUCell, GroupLSTMCell
 State = Tensor | tuple[Tensor, Tensor]
 
 RNN_CELLS = {"LSTM": GroupLSTMCell, "GRU": GroupGRUCell}
+COMM_UPDATES = ("gated", "residual")
 
 
 class ProjectedInput(NamedTuple):
@@ -105,6 +131,8 @@ class RIMCell(nn.Module):
         comm_value_size: per-head value size of the communication attention.
         num_comm_heads: heads of the communication attention.
         comm_dropout: dropout on the communication attention probabilities.
+        comm_update: ``"gated"`` (default, bounded; the authors' code) or ``"residual"``
+            (the paper's equation, unbounded); see the module docstring.
         device, dtype: factory kwargs, as for every ``torch.nn`` module.
 
     Call ``state, mask = cell(x, hx)``:
@@ -134,6 +162,7 @@ class RIMCell(nn.Module):
         comm_query_size: int = 32,
         num_comm_heads: int = 4,
         comm_dropout: float = 0.1,
+        comm_update: str = "gated",
         *,
         device=None,
         dtype=None,
@@ -153,6 +182,8 @@ class RIMCell(nn.Module):
         if comm_key_size != comm_query_size:
             raise ValueError(f"RIMCell: comm_key_size ({comm_key_size}) must equal "
                              f"comm_query_size ({comm_query_size}): queries are matched to keys")
+        if comm_update not in COMM_UPDATES:
+            raise ValueError(f"RIMCell: unknown comm_update {comm_update!r}; choose one of {COMM_UPDATES}")
         for name, p in (("input_dropout", input_dropout), ("comm_dropout", comm_dropout)):
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"RIMCell: {name} must be in [0, 1), got {p}")
@@ -170,6 +201,7 @@ class RIMCell(nn.Module):
         self.comm_key_size = comm_key_size
         self.comm_value_size = comm_value_size
         self.comm_dropout = comm_dropout
+        self.comm_update = comm_update
 
         # Input attention: shared key/value maps of the input, a query map per unit.
         self.input_key = nn.Linear(input_size, num_input_heads * input_key_size, bias=False, **factory)
@@ -182,15 +214,16 @@ class RIMCell(nn.Module):
         # Communication: fused per-unit query/key/value map, and the output map back to H.
         self.comm_qkv = GroupLinear(hidden_size, num_comm_heads * (2 * comm_key_size + comm_value_size),
                                     num_units, bias=False, **factory)
-        self.comm_output = GroupLinear(num_comm_heads * comm_value_size, hidden_size, num_units,
-                                       **factory)
+        comm_out = 2 * hidden_size if comm_update == "gated" else hidden_size  # [value | gate]
+        self.comm_output = GroupLinear(num_comm_heads * comm_value_size, comm_out, num_units, **factory)
 
     @property
     def is_lstm(self) -> bool:
         return self.rnn_cell == "LSTM"
 
     def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}, num_units={self.num_units}, k={self.k}"
+        return (f"{self.input_size}, {self.hidden_size}, num_units={self.num_units}, k={self.k}, "
+                f"comm_update={self.comm_update!r}")
 
     # ------------------------------------------------------------------ public API
 
@@ -301,6 +334,9 @@ class RIMCell(nn.Module):
         attention = F.dropout(attention, self.comm_dropout, self.training)
         context = torch.bmm(attention, v).transpose(0, 1).reshape(n, b, heads * dv)
         out = group_matmul(context, self.comm_output.weight, self.comm_output.bias)
+        if self.comm_update == "gated":
+            value, gate = out.chunk(2, dim=-1)
+            out = torch.sigmoid(gate) * torch.tanh(value)
         return torch.where(active, h + out, h)
 
 

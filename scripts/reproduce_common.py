@@ -76,6 +76,23 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
+def diverged(run_dirs: list[Path]) -> int:
+    """How many of these runs stopped because their loss became NaN or infinite."""
+    return sum((d / "diverged.json").exists() for d in run_dirs)
+
+
+def comm_update(extra: list[str]) -> str:
+    """The RIM communication update that the runs used: the trainers' flag if it was passed
+    through, else rim_core's default."""
+    for i, arg in enumerate(extra):
+        for flag in ("--comm_update", "--comm-update"):
+            if arg == flag and i + 1 < len(extra):
+                return extra[i + 1]
+            if arg.startswith(flag + "="):
+                return arg.split("=", 1)[1]
+    return "gated"
+
+
 def command_line() -> str:
     """How this script was invoked, for the table (``--no-run`` does not change the results)."""
     args = [a for a in sys.argv[1:] if a != "--no-run"]

@@ -23,7 +23,9 @@ from pathlib import Path
 from reproduce_common import (
     RESULTS,
     Job,
+    comm_update,
     command_line,
+    diverged,
     hardware,
     mean_std,
     run_jobs,
@@ -106,9 +108,11 @@ def main() -> None:
             returns = [json.loads((j.done.parent / f"eval_{short(env)}.json").read_text())["return_mean"]
                        for j in done]
             cells.append(mean_std(returns))
-        table.append([row, str(len(done)), *cells, *(f"{v:.2f}" for v in task["published"][row])])
+        stopped = diverged([j.done.parent for (r, _), j in jobs.items() if r == row])
+        table.append([row, str(len(done)), str(stopped), *cells,
+                      *(f"{v:.2f}" for v in task["published"][row])])
         curves[row] = [read_curve(j.done.parent / "log.csv") for j in done]
-    header = ["model", "seeds", *(f"ours {short(e)}" for e in task["evaluate"]),
+    header = ["model", "seeds", "diverged", *(f"ours {short(e)}" for e in task["evaluate"]),
               *(f"published {short(e)}" for e in task["evaluate"])]
     reduced = f"REDUCED: {frames:,} training frames instead of {task['frames']:,}. " \
         if frames != task["frames"] else ""
@@ -118,7 +122,8 @@ def main() -> None:
                 f"training stops at the first whole update past that); "
                 f"evaluated on {args.episodes} episodes per environment with sampled actions. "
                 f"Ours: mean ± std over seeds. Published: the reference implementation's README "
-                f"(PPO, one run; not our runs).\n\n"
+                f"(PPO, one run; not our runs). RIM rows: `{comm_update(extra)}` communication "
+                f"update; diverged: runs stopped by a NaN or infinite loss (not in the means).\n\n"
                 f"Command: `{command_line()}`  \n"
                 f"Hardware: {hardware()}; wall time of the runs: {run_minutes(list(jobs.values())):.1f} min "
                 f"summed, {parallel} at a time")

@@ -21,7 +21,9 @@ from pathlib import Path
 from reproduce_common import (
     RESULTS,
     Job,
+    comm_update,
     command_line,
+    diverged,
     hardware,
     mean_std,
     run_jobs,
@@ -100,17 +102,19 @@ def main() -> None:
         runs = [json.loads(j.done.read_text()) for j in jobs if j.name.startswith(row) and j.done.exists()]
         accs = {s: [r["test_accuracy"][f"{s}x{s}"] for r in runs] for s in (14, *SIZES)}
         curves[row] = accs
-        table.append([row, str(len(runs)), mean_std(accs[14])]
+        stopped = diverged([j.done.parent for j in jobs if j.name.startswith(row)])
+        table.append([row, str(len(runs)), str(stopped), mean_std(accs[14])]
                      + [mean_std(accs[s]) for s in SIZES]
                      + [f"{v:.1f}" for v in ROWS[row][1]])
-    header = ["model", "seeds", "ours 14x14", *(f"ours {s}x{s}" for s in SIZES),
+    header = ["model", "seeds", "diverged", "ours 14x14", *(f"ours {s}x{s}" for s in SIZES),
               *(f"published {s}x{s}" for s in SIZES)]
     protocol = "full protocol (paper: 100 epochs, all 55k/5k/10k digits)" if not reduced else \
         "REDUCED protocol: " + ", ".join(reduced)
     preamble = (f"# Sequential MNIST: train 14x14, test 16x16 / 19x19 / 24x24 (accuracy %)\n\n"
                 f"{protocol}. Ours: mean ± std over seeds of the best-validation checkpoint "
                 f"(model selection on 14x14 validation only). Published: Goyal et al. 2019, "
-                f"table 1 (not our runs).\n\n"
+                f"table 1 (not our runs). RIM rows: `{comm_update(extra)}` communication update; "
+                f"diverged: runs stopped by a NaN or infinite loss (not in the means).\n\n"
                 f"Command: `{command_line()}`  \n"
                 f"Hardware: {hardware()}{', CUDA' if args.cuda else ''}; wall time of the runs: "
                 f"{run_minutes(jobs):.1f} min summed, {parallel} at a time")

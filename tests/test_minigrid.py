@@ -321,3 +321,32 @@ def test_demo_runs_end_to_end_when_tiny(tmp_path, capsys):
     assert len(iio.imread(result["gif"], index=None)) >= 2
     out = capsys.readouterr().out
     assert f"tensorboard --logdir {path}" in out and str(path / "demo_16x16.gif") in out
+
+
+def test_training_stops_on_a_non_finite_loss_and_keeps_the_last_status(tmp_path, monkeypatch, capsys):
+    train.run(train.parse_args(train_args(tmp_path, "m", "--use_rim")))  # saved at update 2
+    saved = load_checkpoint(tmp_path / "m" / "status.pt")
+    update_parameters = train.torch_ac.PPOAlgo.update_parameters
+
+    def diverging(self, exps):
+        logs = update_parameters(self, exps)
+        return {**logs, "value_loss": float("nan")}
+
+    monkeypatch.setattr(train.torch_ac.PPOAlgo, "update_parameters", diverging)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(train_args(tmp_path, "m", frames=64))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "training diverged at update 3 (value_loss nan)" in err
+    assert json.loads((tmp_path / "m" / "diverged.json").read_text())["update"] == 3
+    kept = load_checkpoint(tmp_path / "m" / "status.pt")  # still loadable, and not overwritten
+    assert kept["update"] == saved["update"] == 2
+    for name, tensor in saved["model_state"].items():
+        assert torch.equal(tensor, kept["model_state"][name]), name
+
+
+def test_models_saved_before_comm_update_existed_load_as_residual():
+    data = ModelConfig(use_rim=True, num_actions=7).to_dict()
+    del data["comm_update"]
+    assert ModelConfig.from_dict(data).comm_update == "residual"
+    assert ModelConfig(use_rim=True, num_actions=7).comm_update == "gated"

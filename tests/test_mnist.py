@@ -243,3 +243,30 @@ def test_resume_refuses_what_it_cannot_honour(tmp_path, capsys):
         assert exit_info.value.code == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error:") and message in err and "\n" not in err, err
+
+
+def test_training_stops_on_a_non_finite_loss_and_keeps_last_pt(tmp_path, monkeypatch, capsys):
+    log_dir = tmp_path / "run"
+    main([*TINY, "--epochs", "1", "--log_dir", str(log_dir)])
+    saved = load_checkpoint(log_dir / "last.pt")
+    forward, calls = SequenceClassifier.forward, []
+
+    def diverging_forward(self, tokens, return_masks=False):
+        logits, masks = forward(self, tokens, return_masks=True)
+        calls.append(self.training)
+        if calls.count(True) == 2:  # the second training batch of epoch 2: update 8
+            logits = logits * float("nan")
+        return (logits, masks) if return_masks else logits
+
+    monkeypatch.setattr(SequenceClassifier, "forward", diverging_forward)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*TINY, "--epochs", "2", "--log_dir", str(log_dir), "--loadsaved"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()  # the progress bars, then the error
+    assert "Traceback" not in err
+    assert err.splitlines()[-1].startswith("error: training diverged at update 8 (loss nan)")
+    assert json.loads((log_dir / "diverged.json").read_text())["update"] == 8
+    kept = load_checkpoint(log_dir / "last.pt")
+    assert kept["progress"] == saved["progress"]
+    for name, tensor in saved["model"].items():
+        assert torch.equal(tensor, kept["model"][name]), name

@@ -30,6 +30,17 @@ def test_mean_std_formats_seeds():
     assert mean_std([1.0, 3.0]) == "2.00 ± 1.41"
 
 
+def test_tables_count_diverged_runs_and_name_the_comm_update(tmp_path):
+    from reproduce_common import comm_update, diverged
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "b" / "diverged.json").write_text("{}")
+    assert diverged([tmp_path / n for n in ("a", "b", "c")]) == 1
+    assert comm_update([]) == "gated"
+    assert comm_update(["--seeds", "2", "--comm_update", "residual"]) == "residual"
+    assert comm_update(["--comm-update=residual"]) == "residual"
+
+
 def mnist_commands(argv: list[str]) -> dict[str, list[str]]:
     from reproduce_mnist import make_jobs, parse_args
     args, extra = parse_args(argv)

@@ -46,6 +46,7 @@ class ModelConfig:
     comm_key_size: int = 16
     comm_value_size: int = 16
     num_comm_heads: int = 1
+    comm_update: str = "gated"  # bounded, as in the authors' code; see rim_core.RIMCell
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -56,7 +57,9 @@ class ModelConfig:
         if not isinstance(data, dict) or set(data) - names or "use_rim" not in data:
             raise UserError("the saved model_config does not match this version of the MiniGrid "
                             "model; retrain the agent")
-        return cls(**{**data, "image_shape": tuple(data.get("image_shape", cls.image_shape))})
+        # models saved before comm_update existed used the plain residual update
+        return cls(**{"comm_update": "residual", **data,
+                      "image_shape": tuple(data.get("image_shape", cls.image_shape))})
 
     @property
     def state_shape(self) -> tuple[int, ...]:
@@ -120,7 +123,7 @@ class ACModel(nn.Module, torch_ac.RecurrentACModel):
                 input_value_size=config.input_value_size, num_input_heads=config.num_input_heads,
                 input_dropout=0.0, comm_key_size=config.comm_key_size,
                 comm_query_size=config.comm_key_size, comm_value_size=config.comm_value_size,
-                num_comm_heads=config.num_comm_heads, comm_dropout=0.0)
+                num_comm_heads=config.num_comm_heads, comm_dropout=0.0, comm_update=config.comm_update)
         else:
             self.memory_rnn = nn.LSTMCell(embedding_size, memory_features)
 

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from experiments.common import (
     UserError,
+    check_finite_loss,
     cli_main,
     environment_info,
     load_state,
@@ -41,7 +42,11 @@ from experiments.minigrid.storage import (
 )
 
 DEFAULT_FRAMES_PER_PROC = {"ppo": 128, "a2c": 8}  # torch-ac's own defaults
-SHAPE_FLAGS = {"num_units": "--num-units", "k": "--k", "hidden_size": "--hidden-size"}
+SHAPE_FLAGS = {"num_units": "--num-units", "k": "--k", "hidden_size": "--hidden-size",
+               "comm_update": "--comm-update"}
+
+
+LOSS_LOGS = ("policy_loss", "value_loss", "entropy")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -78,6 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"RIM units active per step, the paper's Ka (default: {ModelConfig.k})")
     memory.add_argument("--hidden-size", type=int, default=None,
                         help=f"hidden features per RIM unit (default: {ModelConfig.hidden_size})")
+    memory.add_argument("--comm-update", "--comm_update", default=None, choices=("gated", "residual"),
+                        help="RIM communication update: gated (bounded, the authors' code) or residual "
+                             f"(the paper's equation, unbounded) (default: {ModelConfig.comm_update})")
 
     algo = p.add_argument_group("algorithm (torch-ac)")
     algo.add_argument("--epochs", type=int, default=4, help="PPO epochs per update (default: 4)")
@@ -257,6 +265,9 @@ def run(args: argparse.Namespace) -> dict:
                 start = time.perf_counter()
                 exps, collect_logs = algo.collect_experiences()
                 update_logs = algo.update_parameters(exps)
+                # torch-ac has already stepped the optimiser, so status.pt is not saved again
+                check_finite_loss({name: update_logs[name] for name in LOSS_LOGS}, update + 1, path,
+                                  kept=f"{path / STATUS_FILE} (update {update})" if status else "none")
                 elapsed = time.perf_counter() - start
                 duration += elapsed
                 num_frames += collect_logs["num_frames"]

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from experiments.common import (
     UserError,
+    check_finite_loss,
     cli_main,
     environment_info,
     load_checkpoint,
@@ -47,7 +48,7 @@ from experiments.common import (
 from experiments.mnist import distributed as dist
 from experiments.mnist.data import SequenceSet, load_mnist
 from experiments.mnist.graphed_step import GraphedForwardBackward
-from experiments.mnist.model import ARCHITECTURE_OPTIONS, MODELS, build_model, load_run
+from experiments.mnist.model import ARCHITECTURE_OPTIONS, MODELS, SAVED_DEFAULTS, build_model, load_run
 
 # the shared data folder beside the repository; MNIST_DIR overrides it
 DEFAULT_DATA_DIR = Path(os.environ.get(
@@ -122,6 +123,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--query_size_comm", type=int, default=32, help="communication query size")
     model.add_argument("--num_comm_heads", type=int, default=4, help="communication heads")
     model.add_argument("--comm_dropout", type=float, default=0.1, help="dropout on communication attention")
+    model.add_argument("--comm_update", default="gated", choices=("gated", "residual"),
+                       help="gated: bounded, as in the authors' code (default); residual: the "
+                            "paper's equation, unbounded (see rim_core.RIMCell)")
     return p.parse_args(argv)
 
 
@@ -153,9 +157,9 @@ def check_resumable(args: argparse.Namespace, saved: dict) -> None:
                         "train without --loadsaved first")
     # lr: loading the optimiser's state would silently bring back the run's learning rate
     for option in ARCHITECTURE_OPTIONS + ("seed", "size", "batch_size", "val_size", "train_examples", "lr"):
-        if saved.get(option) != getattr(args, option):
+        if saved.get(option, SAVED_DEFAULTS.get(option)) != getattr(args, option):
             raise UserError(f"--loadsaved: --{option} is {getattr(args, option)!r} but the run in "
-                            f"{args.log_dir} used {saved.get(option)!r}; "
+                            f"{args.log_dir} used {saved.get(option, SAVED_DEFAULTS.get(option))!r}; "
                             "use the same value or a new --log_dir")
     # a run made with --deterministic is only continued bit for bit with it
     if saved.get("deterministic", False) != args.deterministic:
@@ -290,12 +294,20 @@ def train_epoch(net, step_graph: GraphedForwardBackward | None, loader, optimize
             optimizer.zero_grad(set_to_none=step_graph is None)  # the graph owns the .grad tensors
             scaler.scale(loss).backward()
         loss_value, correct = loss.item(), (logits.argmax(-1) == labels).sum().item()
+        # Checked before the step, so the parameters are still the last good ones. Under DDP
+        # one process's NaN loss makes every process's gradients NaN, hence the norm check.
+        last = Path(args.log_dir) / "last.pt"
+        kept = f"{last} (epoch {progress['epoch']})" if last.is_file() else "none"
+        check_finite_loss({"loss": loss_value}, progress["step"] + 1, args.log_dir, kept, ctx.is_main)
         # A Ctrl-C must land before the step or after the bookkeeping, never in between:
         # the checkpoint it writes pairs these parameters with this progress and RNG state.
         with ctrl_c_held_back():
             if args.clip_grad > 0:
                 scaler.unscale_(optimizer)
                 grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), args.clip_grad)
+                if not scaler.is_enabled():  # with fp16 loss scaling an inf norm only skips the step
+                    check_finite_loss({"grad_norm": grad_norm.item()}, progress["step"] + 1, args.log_dir,
+                                      kept, ctx.is_main)
             scaler.step(optimizer)
             scaler.update()
             progress["batch"], progress["step"] = i + 1, progress["step"] + 1

@@ -25,7 +25,10 @@ CELL_OPTIONS = {
     "query_size_comm": "comm_query_size",
     "num_comm_heads": "num_comm_heads",
     "comm_dropout": "comm_dropout",
+    "comm_update": "comm_update",
 }
+# runs saved before --comm_update existed used the plain residual update
+SAVED_DEFAULTS = {"comm_update": "residual"}
 # the options that fix the architecture: a resumed run must agree on them
 ARCHITECTURE_OPTIONS = ("model", "input_size", "hidden_size", "num_units", "k", "rnn_cell",
                         *CELL_OPTIONS)
@@ -76,7 +79,8 @@ def build_model(config: dict) -> SequenceClassifier:
     hidden = config["hidden_size"]
     if hidden is None:
         hidden = 100 if config["model"] == "RIM" else 600
-    cell_kwargs = {arg: config[option] for option, arg in CELL_OPTIONS.items()}
+    cell_kwargs = {arg: config.get(option, SAVED_DEFAULTS.get(option))
+                   for option, arg in CELL_OPTIONS.items()}
     return SequenceClassifier(config["model"], config["input_size"], hidden, config["num_units"],
                               config["k"], config["rnn_cell"], **cell_kwargs)
 
