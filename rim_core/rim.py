@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rim_core.rim_cell import ProjectedInput, RIMCell, State, check_state, map_state
 
@@ -30,7 +32,7 @@ class RIM(nn.Module):
         batch_first: input and output are ``(B, T, *)`` instead of ``(T, B, *)``.
         dropout: dropout on each layer's output except the last, as in ``nn.LSTM``.
         **cell_kwargs: every other :class:`RIMCell` argument (attention sizes, heads,
-            dropouts), plus ``device`` and ``dtype``.
+            dropouts, ``comm_update``, ``bias``), plus ``device`` and ``dtype``.
 
     Call ``out, hx = rim(x, hx)`` or ``out, hx, masks = rim(x, hx, return_masks=True)``.
     With D = 2 if bidirectional else 1 and S = num_units * hidden_size:
@@ -46,6 +48,29 @@ class RIM(nn.Module):
         - masks: ``(T, B, num_layers * D, num_units)`` bool (batch_first:
           ``(B, T, ...)``): which units were active at each step, in the same
           layer/direction order as ``h_n``.
+
+    Variable-length batches: ``x`` may be a :class:`~torch.nn.utils.rnn.PackedSequence`
+    (of ``(sum of lengths, input_size)`` data), as for ``nn.LSTM``. Then ``out`` is packed
+    the same way; ``h_n`` and ``c_n`` hold each sequence's state at its own last step, in
+    the batch's original order; the reverse direction starts at each sequence's own last
+    step; ``batch_first`` has no effect. Padded steps change no state and count as
+    inactive: ``masks`` is then padded, ``(T_max, B, num_layers * D, num_units)`` in the
+    original batch order, False at every step past a sequence's length.
+
+    Examples::
+
+        >>> rim = RIM(input_size=32, hidden_size=16, num_units=6, k=4, num_layers=2)
+        >>> x = torch.randn(50, 8, 32)  # (T, B, input_size)
+        >>> out, (h_n, c_n) = rim(x)
+        >>> out.shape, h_n.shape  # 6 units x 16 features per step and layer
+        (torch.Size([50, 8, 96]), torch.Size([2, 8, 96]))
+        >>> out, (h_n, c_n), masks = rim(x, (h_n, c_n), return_masks=True)
+        >>> masks.shape, masks.sum(-1).unique().tolist()  # exactly k units active
+        (torch.Size([50, 8, 2, 6]), [4])
+        >>> from torch.nn.utils.rnn import pack_padded_sequence
+        >>> packed = pack_padded_sequence(x, torch.tensor([50, 20, 35, 50, 1, 9, 42, 30]),
+        ...                               enforce_sorted=False)
+        >>> out, (h_n, c_n) = rim(packed)  # out is a PackedSequence
     """
 
     def __init__(
@@ -73,6 +98,10 @@ class RIM(nn.Module):
             raise ValueError(f"RIM: num_layers must be >= 1, got {num_layers}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"RIM: dropout must be in [0, 1), got {dropout}")
+        if dropout > 0 and num_layers == 1:  # nn.LSTM's warning
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero "
+                          f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
+                          f"num_layers={num_layers}", stacklevel=2)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_units = num_units
@@ -106,8 +135,37 @@ class RIM(nn.Module):
             cell.compile_step(**compile_kwargs)
         return self
 
-    def forward(self, x: Tensor, hx: State | None = None, return_masks: bool = False):
+    def flatten_parameters(self) -> None:
+        """Does nothing: the parameters need no flattening (``nn.LSTM`` compacts its own
+        for cuDNN). Here so that code written for ``nn.LSTM`` runs unchanged."""
+
+    @overload
+    def forward(self, x: Tensor | PackedSequence, hx: State | None = None,
+                return_masks: Literal[False] = False) -> tuple[Tensor | PackedSequence, State]: ...
+
+    @overload
+    def forward(self, x: Tensor | PackedSequence, hx: State | None,
+                return_masks: Literal[True]) -> tuple[Tensor | PackedSequence, State, Tensor]: ...
+
+    @overload
+    def forward(self, x: Tensor | PackedSequence, hx: State | None = None, *,
+                return_masks: Literal[True]) -> tuple[Tensor | PackedSequence, State, Tensor]: ...
+
+    def forward(self, x, hx=None, return_masks=False):
         is_lstm = self.rnn_cell == "LSTM"
+        packed_input = x if isinstance(x, PackedSequence) else None
+        lengths = None
+        if packed_input is not None:
+            if packed_input.data.dim() != 2 or packed_input.data.size(-1) != self.input_size:
+                raise ValueError(f"RIM: packed input must hold (sum of lengths, {self.input_size}) "
+                                 f"data, got {tuple(packed_input.data.shape)}")
+            steps = int(packed_input.batch_sizes.sum())
+            if steps != packed_input.data.size(0):  # pack_padded_sequence does not check this
+                raise ValueError(f"RIM: packed input has {packed_input.data.size(0)} rows but its "
+                                 f"batch_sizes add up to {steps}: a length exceeded the padded "
+                                 "input's seq_len")
+            x, lengths = pad_packed_sequence(packed_input)  # (T, B, in), the original batch order
+            lengths = lengths.to(x.device)
         batched = x.dim() == 3
         if x.dim() not in (2, 3) or x.size(-1) != self.input_size:
             raise ValueError(f"RIM: input must be (seq_len, batch, {self.input_size}) "
@@ -117,7 +175,7 @@ class RIM(nn.Module):
             x = x.unsqueeze(1)
             if hx is not None:
                 hx = map_state(hx, lambda s: s.unsqueeze(1))
-        elif self.batch_first:
+        elif self.batch_first and packed_input is None:  # packed data has no batch dimension
             x = x.transpose(0, 1)
         seq_len, batch = x.shape[:2]
         if seq_len == 0:
@@ -138,7 +196,7 @@ class RIM(nn.Module):
                     state = cell.initial_state(batch, x)
                 else:  # (L*D, B, N*H) -> this cell's group-major (N, B, H)
                     state = map_state(hx, partial(_unit_major, index=index, num_units=self.num_units))
-                out, state, mask = self._run_direction(cell, layer_input, state, reverse=direction == 1)
+                out, state, mask = self._run_direction(cell, layer_input, state, direction == 1, lengths)
                 outputs.append(out)
                 last_states.append(state)
                 masks.append(mask)
@@ -153,7 +211,9 @@ class RIM(nn.Module):
         state_out: State = (h_n, stack([s[1] for s in last_states])) if is_lstm else h_n
         output = layer_input
         all_masks = torch.stack(masks, dim=2)  # (T, B, L*D, N)
-        if not batched:
+        if packed_input is not None:
+            output = _repack(output, lengths, packed_input)
+        elif not batched:
             output, all_masks = output.squeeze(1), all_masks.squeeze(1)
             state_out = map_state(state_out, lambda s: s.squeeze(1))
         elif self.batch_first:
@@ -161,9 +221,14 @@ class RIM(nn.Module):
         return (output, state_out, all_masks) if return_masks else (output, state_out)
 
     @staticmethod
-    def _run_direction(cell: RIMCell, x: Tensor, state: State, reverse: bool):
-        """Run one cell over ``x`` (T, B, in); returns out (T, B, N*H), last state, masks (T, B, N)."""
+    def _run_direction(cell: RIMCell, x: Tensor, state: State, reverse: bool, lengths: Tensor | None):
+        """Run one cell over ``x`` (T, B, in); returns out (T, B, N*H), last state, masks (T, B, N).
+
+        With ``lengths`` (B,), sample b runs only its first ``lengths[b]`` steps: the state is
+        held and no unit is active past them (before them, for the reverse direction)."""
         seq_len, batch = x.shape[:2]
+        running = None if lengths is None else (
+            torch.arange(seq_len, device=x.device).unsqueeze(1) < lengths)  # (T, B)
         projected = cell.project_input(x.reshape(seq_len * batch, x.size(-1)))
         # unbind, not indexing: its backward writes all steps' gradients in one stack,
         # where indexing would add a full-size zero tensor per step.
@@ -173,7 +238,14 @@ class RIM(nn.Module):
         hs, masks = [None] * seq_len, [None] * seq_len
         steps = range(seq_len - 1, -1, -1) if reverse else range(seq_len)
         for t in steps:
-            state, masks[t] = cell.step(ProjectedInput(keys[t], gates[t]), state)
+            new_state, masks[t] = cell.step(ProjectedInput(keys[t], gates[t]), state)
+            if running is None:
+                state = new_state
+            else:  # one batched where per state tensor, instead of a loop over sequences
+                keep = running[t].view(1, batch, 1)
+                state = (tuple(torch.where(keep, n, o) for n, o in zip(new_state, state)) if cell.is_lstm
+                         else torch.where(keep, new_state, state))
+                masks[t] = masks[t] & running[t]
             hs[t] = state[0] if cell.is_lstm else state
         out = torch.stack(hs).transpose(1, 2).reshape(seq_len, batch, cell.num_units * cell.hidden_size)
         return out, state, torch.stack(masks).transpose(1, 2)
@@ -181,3 +253,12 @@ class RIM(nn.Module):
 
 def _unit_major(state: Tensor, index: int, num_units: int) -> Tensor:
     return state[index].view(state.size(1), num_units, state.size(2) // num_units).transpose(0, 1)
+
+
+def _repack(output: Tensor, lengths: Tensor, like: PackedSequence) -> PackedSequence:
+    """Padded ``(T, B, F)`` output in the original batch order -> packed as ``like`` is."""
+    order = like.sorted_indices
+    if order is not None:
+        output, lengths = output.index_select(1, order), lengths[order]
+    data = pack_padded_sequence(output, lengths.cpu(), enforce_sorted=True).data
+    return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)

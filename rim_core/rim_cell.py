@@ -133,6 +133,8 @@ class RIMCell(nn.Module):
         comm_dropout: dropout on the communication attention probabilities.
         comm_update: ``"gated"`` (default, bounded; the authors' code) or ``"residual"``
             (the paper's equation, unbounded); see the module docstring.
+        bias: if False, the cell has no bias at all (the units' RNN biases and the
+            communication output's); the attention maps never have one.
         device, dtype: factory kwargs, as for every ``torch.nn`` module.
 
     Call ``state, mask = cell(x, hx)``:
@@ -143,6 +145,17 @@ class RIMCell(nn.Module):
           Zeros if omitted. Unbatched input takes unbatched ``(num_units, hidden_size)``.
         - state: the next state, same structure and shapes as ``hx``.
         - mask: ``(B, num_units)`` bool, True for the units active at this step.
+
+    Examples::
+
+        >>> cell = RIMCell(input_size=32, hidden_size=16, num_units=6, k=4)
+        >>> x = torch.randn(8, 32)
+        >>> (h, c), mask = cell(x)
+        >>> h.shape, c.shape, mask.shape
+        (torch.Size([8, 6, 16]), torch.Size([8, 6, 16]), torch.Size([8, 6]))
+        >>> mask.sum(1).tolist() == [4] * 8
+        True
+        >>> (h, c), mask = cell(x, (h, c))  # the next step
     """
 
     def __init__(
@@ -163,6 +176,7 @@ class RIMCell(nn.Module):
         num_comm_heads: int = 4,
         comm_dropout: float = 0.1,
         comm_update: str = "gated",
+        bias: bool = True,
         *,
         device=None,
         dtype=None,
@@ -202,6 +216,7 @@ class RIMCell(nn.Module):
         self.comm_value_size = comm_value_size
         self.comm_dropout = comm_dropout
         self.comm_update = comm_update
+        self.bias = bias
 
         # Input attention: shared key/value maps of the input, a query map per unit.
         self.input_key = nn.Linear(input_size, num_input_heads * input_key_size, bias=False, **factory)
@@ -210,12 +225,13 @@ class RIMCell(nn.Module):
         self.input_query = GroupLinear(hidden_size, num_input_heads * input_key_size, num_units,
                                        bias=False, **factory)
         self.rnn = RNN_CELLS[rnn_cell](num_input_heads * input_value_size, hidden_size, num_units,
-                                       **factory)
+                                       bias=bias, **factory)
         # Communication: fused per-unit query/key/value map, and the output map back to H.
         self.comm_qkv = GroupLinear(hidden_size, num_comm_heads * (2 * comm_key_size + comm_value_size),
                                     num_units, bias=False, **factory)
         comm_out = 2 * hidden_size if comm_update == "gated" else hidden_size  # [value | gate]
-        self.comm_output = GroupLinear(num_comm_heads * comm_value_size, comm_out, num_units, **factory)
+        self.comm_output = GroupLinear(num_comm_heads * comm_value_size, comm_out, num_units, bias=bias,
+                                       **factory)
 
     @property
     def is_lstm(self) -> bool:
@@ -306,11 +322,14 @@ class RIMCell(nn.Module):
         # Independent dynamics: every unit's RNN on what it read; only active units keep it.
         p_read = F.dropout(p_input, self.input_dropout, self.training)
         gates = inp.gates.transpose(1, 2)  # (heads, N, B, G)
-        bias = self.rnn.input_bias().unsqueeze(1)
+        bias = self.rnn.input_bias()
         if heads == 1:  # squeeze, not [0]: select's backward writes a zero tensor per step
-            gates_in = torch.addcmul(bias, p_read, gates.squeeze(0))
+            gates_in = (p_read * gates.squeeze(0) if bias is None
+                        else torch.addcmul(bias.unsqueeze(1), p_read, gates.squeeze(0)))
         else:
-            gates_in = (p_read.permute(2, 0, 1).unsqueeze(-1) * gates).sum(0) + bias
+            gates_in = (p_read.permute(2, 0, 1).unsqueeze(-1) * gates).sum(0)
+            if bias is not None:
+                gates_in = gates_in + bias.unsqueeze(1)
         updated = self.rnn.recurrence(gates_in, state)
         active = mask.unsqueeze(-1)
         if self.is_lstm:
