@@ -1,8 +1,6 @@
-import gzip
 import json
 import os
 import signal
-import struct
 import time
 
 import numpy as np
@@ -16,24 +14,15 @@ from experiments.mnist.data import (
     split_train_val,
     to_sequences,
 )
-from experiments.mnist.main import DEFAULT_DATA_DIR, ctrl_c_held_back, main
+from experiments.mnist.main import ctrl_c_held_back, main
 from experiments.mnist.model import SequenceClassifier
+from tests.conftest import write_idx
 
 TINY = ["--train_examples", "192", "--eval_examples", "64", "--batch_size", "32", "--input_size", "8",
         "--hidden_size", "12", "--num_units", "4", "--k", "2", "--key_size_input", "8",
         "--query_size_input", "8", "--value_size_input", "16", "--key_size_comm", "8",
         "--query_size_comm", "8", "--value_size_comm", "8", "--num_comm_heads", "2",
         "--size", "6", "--test_sizes", "7", "9"]
-
-
-def write_idx(path, array: np.ndarray, compress: bool) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    data = header + array.astype(np.uint8).tobytes()
-    if compress:
-        with gzip.open(path, "wb") as f:
-            f.write(data)
-    else:
-        path.write_bytes(data)
 
 
 @pytest.mark.parametrize("compress", [False, True])
@@ -60,8 +49,8 @@ def test_read_idx_rejects_bad_files(tmp_path):
         read_idx(truncated)
 
 
-def test_real_mnist_files_parse():
-    splits = load_mnist(DEFAULT_DATA_DIR, 14, [16, 19, 24], val_size=5000, seed=0)
+def test_real_mnist_files_parse(real_mnist_dir):
+    splits = load_mnist(real_mnist_dir, 14, [16, 19, 24], val_size=5000, seed=0)
     assert len(splits.train) == 55000 and len(splits.val) == 5000
     for size, data in splits.tests.items():
         assert data.sequences.shape == (10000, size * size)
@@ -270,3 +259,31 @@ def test_training_stops_on_a_non_finite_loss_and_keeps_last_pt(tmp_path, monkeyp
     assert kept["progress"] == saved["progress"]
     for name, tensor in saved["model"].items():
         assert torch.equal(tensor, kept["model"][name]), name
+
+
+def test_data_dir_lookup_order(tmp_path, monkeypatch):
+    from experiments.mnist import data
+    shared, local = tmp_path / "shared", tmp_path / "local"
+    monkeypatch.setattr(data, "SHARED_DIR", shared)
+    monkeypatch.setattr(data, "LOCAL_DIR", local)
+    assert data.resolve_data_dir(tmp_path / "given") == tmp_path / "given"  # --data_dir first
+    monkeypatch.setenv("MNIST_DIR", str(tmp_path / "env"))
+    shared.mkdir()
+    assert data.resolve_data_dir(None) == tmp_path / "env"  # set: the only place looked
+    monkeypatch.delenv("MNIST_DIR")
+    assert data.resolve_data_dir(None) == shared
+    assert data.resolve_data_dir(None, download=True) == local
+    shared.rmdir()
+    with pytest.raises(UserError, match="looked in") as err:
+        data.resolve_data_dir(None)
+    assert str(shared) in str(err.value) and str(local) in str(err.value)
+    local.mkdir()
+    assert data.resolve_data_dir(None) == local
+
+
+def test_missing_mnist_dir_error_names_mnist_dir(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MNIST_DIR", str(tmp_path / "empty"))
+    with pytest.raises(SystemExit):
+        main([*TINY, "--epochs", "1", "--log_dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "($MNIST_DIR) does not exist" in err and "\n" not in err

@@ -7,6 +7,7 @@ model embeds. Every split is held in memory as uint8 (60k x 24 x 24 is 35 MB).
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,29 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(payload, dtype=dtype).reshape(dims)
 
 
+ROOT = Path(__file__).resolve().parents[2]
+SHARED_DIR = ROOT.parent / "shared" / "data" / "mnist"  # a team's data folder beside the clone
+LOCAL_DIR = ROOT / "data" / "mnist"  # where --download puts it
+
+
+def resolve_data_dir(data_dir: str | Path | None, download: bool = False) -> Path:
+    """Where MNIST is read from: ``data_dir`` if given; else ``$MNIST_DIR`` if set (then the
+    only place looked); else the shared folder beside the clone where it exists; else
+    ``data/mnist`` in the clone, which ``--download`` fills. One-line error naming every
+    place looked when none holds the data."""
+    if data_dir is not None:
+        return Path(data_dir)
+    if os.environ.get("MNIST_DIR"):
+        return Path(os.environ["MNIST_DIR"])
+    if download:
+        return LOCAL_DIR
+    for folder in (SHARED_DIR, LOCAL_DIR):
+        if folder.is_dir():
+            return folder
+    raise UserError(f"no MNIST data found: looked in $MNIST_DIR (not set), {SHARED_DIR} and {LOCAL_DIR}; "
+                    "pass --data_dir with the four IDX files, set MNIST_DIR, or --download")
+
+
 def find_idx(data_dir: Path, name: str) -> Path:
     """Locate ``name`` or ``name.gz`` in ``data_dir`` or torchvision's ``data_dir/MNIST/raw``."""
     for folder in (data_dir, data_dir / "MNIST" / "raw"):
@@ -60,15 +84,18 @@ def find_idx(data_dir: Path, name: str) -> Path:
                     "pass --data_dir with the four IDX files, or --download")
 
 
-def load_split(data_dir: str | Path, split: str, download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (n, 28, 28) uint8 and labels (n,) int64 of the ``train`` or ``test`` split."""
-    data_dir = Path(data_dir)
+def load_split(data_dir: str | Path | None, split: str,
+               download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (n, 28, 28) uint8 and labels (n,) int64 of the ``train`` or ``test`` split
+    (``data_dir=None``: see :func:`resolve_data_dir`)."""
+    data_dir = resolve_data_dir(data_dir, download)
     if download:
         from torchvision.datasets import MNIST  # only users with internet get here
         MNIST(str(data_dir), train=split == "train", download=True)
     if not data_dir.is_dir():
-        raise UserError(f"data directory {data_dir} does not exist; pass --data_dir with the MNIST "
-                        "IDX files, or --download")
+        source = " ($MNIST_DIR)" if os.environ.get("MNIST_DIR") == str(data_dir) else ""
+        raise UserError(f"data directory {data_dir}{source} does not exist; pass --data_dir with the "
+                        "MNIST IDX files, or --download")
     image_file, label_file = FILES[split]
     images = read_idx(find_idx(data_dir, image_file))
     labels = read_idx(find_idx(data_dir, label_file))
@@ -117,7 +144,7 @@ class MnistSplits:
     tests: dict[int, SequenceSet]  # image size -> test set
 
 
-def load_mnist(data_dir: str | Path, size: int, test_sizes: list[int], val_size: int, seed: int,
+def load_mnist(data_dir: str | Path | None, size: int, test_sizes: list[int], val_size: int, seed: int,
                train_examples: int | None = None, eval_examples: int | None = None,
                download: bool = False) -> MnistSplits:
     """Training and validation digits at ``size``; the test digits at ``size`` and every test size.

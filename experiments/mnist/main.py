@@ -50,10 +50,6 @@ from experiments.mnist.data import SequenceSet, load_mnist
 from experiments.mnist.graphed_step import GraphedForwardBackward
 from experiments.mnist.model import ARCHITECTURE_OPTIONS, MODELS, SAVED_DEFAULTS, build_model, load_run
 
-# the shared data folder beside the repository; MNIST_DIR overrides it
-DEFAULT_DATA_DIR = Path(os.environ.get(
-    "MNIST_DIR", Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist"))
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -78,10 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                           "bit-identical on a GPU too (about 13%% slower there; see README)")
 
     data = p.add_argument_group("data")
-    data.add_argument("--data_dir", type=Path, default=DEFAULT_DATA_DIR,
-                      help="folder with the four MNIST IDX files (.gz or not) (default: %(default)s)")
+    data.add_argument("--data_dir", type=Path, default=None,
+                      help="folder with the four MNIST IDX files (.gz or not) (default: $MNIST_DIR if "
+                           "set, else ../shared/data/mnist beside the clone where it exists, else "
+                           "data/mnist in the clone)")
     data.add_argument("--download", action="store_true",
-                      help="download MNIST into --data_dir with torchvision (needs internet)")
+                      help="download MNIST into --data_dir (default: data/mnist in the clone) with "
+                           "torchvision (needs internet)")
     data.add_argument("--size", type=int, default=14, help="training image size (paper: 14)")
     data.add_argument("--test_sizes", type=int, nargs="+", default=[16, 19, 24],
                       help="unseen test sizes (paper table 1: 16 19 24)")

@@ -15,7 +15,6 @@ import torch
 
 from experiments.common import UserError, cli_main
 from experiments.mnist.data import load_split, to_sequences
-from experiments.mnist.main import DEFAULT_DATA_DIR
 from experiments.mnist.model import load_run
 
 
@@ -50,7 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--log_dir", required=True, help="a RIM run directory written by main.py")
     p.add_argument("--checkpoint", default="best.pt", help="best.pt or last.pt")
-    p.add_argument("--data_dir", type=Path, default=DEFAULT_DATA_DIR, help="MNIST IDX folder")
+    p.add_argument("--data_dir", type=Path, default=None,
+                   help="MNIST IDX folder (default: as for main.py)")
     p.add_argument("--size", type=int, default=14, help="image size to show (e.g. 14 or an unseen 24)")
     p.add_argument("--num", type=int, default=4, help="how many test digits")
     p.add_argument("--out", type=Path, default=None, help="PNG path (default: LOG_DIR/activations_SIZE.png)")
