@@ -227,8 +227,11 @@ class RIM(nn.Module):
         With ``lengths`` (B,), sample b runs only its first ``lengths[b]`` steps: the state is
         held and no unit is active past them (before them, for the reverse direction)."""
         seq_len, batch = x.shape[:2]
-        running = None if lengths is None else (
-            torch.arange(seq_len, device=x.device).unsqueeze(1) < lengths)  # (T, B)
+        running = partial_steps = None
+        if lengths is not None:
+            running = torch.arange(seq_len, device=x.device).unsqueeze(1) < lengths  # (T, B)
+            # the steps where some sequence has ended: before them, nothing needs masking
+            partial_steps = set((~running).any(1).nonzero().flatten().tolist())
         projected = cell.project_input(x.reshape(seq_len * batch, x.size(-1)))
         # unbind, not indexing: its backward writes all steps' gradients in one stack,
         # where indexing would add a full-size zero tensor per step.
@@ -239,7 +242,7 @@ class RIM(nn.Module):
         steps = range(seq_len - 1, -1, -1) if reverse else range(seq_len)
         for t in steps:
             new_state, masks[t] = cell.step(ProjectedInput(keys[t], gates[t]), state)
-            if running is None:
+            if running is None or t not in partial_steps:
                 state = new_state
             else:  # one batched where per state tensor, instead of a loop over sequences
                 keep = running[t].view(1, batch, 1)
