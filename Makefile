@@ -6,10 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench bench-mnist bench-minigrid mkl-on-amd clean
 
+# The wheel ships rim_core only; the .pth file puts the clone's root on the venv's path, so
+# that `experiments` imports and `python main.py` runs from any folder (see docs/layout.md).
 $(STAMP): setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[experiments,test]'
+	$(PY) -c 'import pathlib, site; pathlib.Path(site.getsitepackages()[0], "rim-experiments.pth").write_text(str(pathlib.Path.cwd()) + "\n")'
 	touch $(STAMP)
 
 demo: $(STAMP)
