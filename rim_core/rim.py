@@ -53,7 +53,11 @@ class RIM(nn.Module):
     (of ``(sum of lengths, input_size)`` data), as for ``nn.LSTM``. Then ``out`` is packed
     the same way; ``h_n`` and ``c_n`` hold each sequence's state at its own last step, in
     the batch's original order; the reverse direction starts at each sequence's own last
-    step; ``batch_first`` has no effect. Padded steps change no state and count as
+    step; ``batch_first`` has no effect. As in cuDNN, step t runs only the sequences that
+    are that long (a prefix of the batch in packed order), so padding costs no compute,
+    except with :meth:`compile_step`, which would recompile for every batch size: a
+    compiled step runs the whole batch and drops the finished sequences' results. Padded
+    steps change no state and count as
     inactive: ``masks`` is then padded, ``(T_max, B, num_layers * D, num_units)`` in the
     original batch order, False at every step past a sequence's length.
 
@@ -154,18 +158,21 @@ class RIM(nn.Module):
     def forward(self, x, hx=None, return_masks=False):
         is_lstm = self.rnn_cell == "LSTM"
         packed_input = x if isinstance(x, PackedSequence) else None
-        lengths = None
+        batch_sizes = None
         if packed_input is not None:
             if packed_input.data.dim() != 2 or packed_input.data.size(-1) != self.input_size:
                 raise ValueError(f"RIM: packed input must hold (sum of lengths, {self.input_size}) "
                                  f"data, got {tuple(packed_input.data.shape)}")
-            steps = int(packed_input.batch_sizes.sum())
-            if steps != packed_input.data.size(0):  # pack_padded_sequence does not check this
+            batch_sizes = packed_input.batch_sizes.tolist()
+            if sum(batch_sizes) != packed_input.data.size(0):  # pack_padded_sequence does not check this
                 raise ValueError(f"RIM: packed input has {packed_input.data.size(0)} rows but its "
-                                 f"batch_sizes add up to {steps}: a length exceeded the padded "
-                                 "input's seq_len")
-            x, lengths = pad_packed_sequence(packed_input)  # (T, B, in), the original batch order
-            lengths = lengths.to(x.device)
+                                 f"batch_sizes add up to {sum(batch_sizes)}: a length exceeded the "
+                                 "padded input's seq_len")
+            # Run in the packed order (longest first), as cuDNN does: at step t only the first
+            # batch_sizes[t] sequences have input, so the step runs on that prefix alone.
+            x, _ = pad_packed_sequence(PackedSequence(packed_input.data, packed_input.batch_sizes))
+            if hx is not None and packed_input.sorted_indices is not None:
+                hx = map_state(hx, lambda s: s.index_select(1, packed_input.sorted_indices))
         batched = x.dim() == 3
         if x.dim() not in (2, 3) or x.size(-1) != self.input_size:
             raise ValueError(f"RIM: input must be (seq_len, batch, {self.input_size}) "
@@ -196,7 +203,8 @@ class RIM(nn.Module):
                     state = cell.initial_state(batch, x)
                 else:  # (L*D, B, N*H) -> this cell's group-major (N, B, H)
                     state = map_state(hx, partial(_unit_major, index=index, num_units=self.num_units))
-                out, state, mask = self._run_direction(cell, layer_input, state, direction == 1, lengths)
+                out, state, mask = self._run_direction(cell, layer_input, state, direction == 1,
+                                                       batch_sizes)
                 outputs.append(out)
                 last_states.append(state)
                 masks.append(mask)
@@ -212,7 +220,7 @@ class RIM(nn.Module):
         output = layer_input
         all_masks = torch.stack(masks, dim=2)  # (T, B, L*D, N)
         if packed_input is not None:
-            output = _repack(output, lengths, packed_input)
+            output, state_out, all_masks = _repack(output, state_out, all_masks, packed_input)
         elif not batched:
             output, all_masks = output.squeeze(1), all_masks.squeeze(1)
             state_out = map_state(state_out, lambda s: s.squeeze(1))
@@ -221,17 +229,13 @@ class RIM(nn.Module):
         return (output, state_out, all_masks) if return_masks else (output, state_out)
 
     @staticmethod
-    def _run_direction(cell: RIMCell, x: Tensor, state: State, reverse: bool, lengths: Tensor | None):
+    def _run_direction(cell: RIMCell, x: Tensor, state: State, reverse: bool,
+                       batch_sizes: list[int] | None):
         """Run one cell over ``x`` (T, B, in); returns out (T, B, N*H), last state, masks (T, B, N).
 
-        With ``lengths`` (B,), sample b runs only its first ``lengths[b]`` steps: the state is
-        held and no unit is active past them (before them, for the reverse direction)."""
+        With ``batch_sizes`` (packed input, longest sequence first), only the first
+        ``batch_sizes[t]`` samples run step t; the others hold their state, no unit active."""
         seq_len, batch = x.shape[:2]
-        running = partial_steps = None
-        if lengths is not None:
-            running = torch.arange(seq_len, device=x.device).unsqueeze(1) < lengths  # (T, B)
-            # the steps where some sequence has ended: before them, nothing needs masking
-            partial_steps = set((~running).any(1).nonzero().flatten().tolist())
         projected = cell.project_input(x.reshape(seq_len * batch, x.size(-1)))
         # unbind, not indexing: its backward writes all steps' gradients in one stack,
         # where indexing would add a full-size zero tensor per step.
@@ -240,15 +244,25 @@ class RIM(nn.Module):
         gates = projected.gates.view(heads, seq_len, batch, units, gate_size).unbind(1)
         hs, masks = [None] * seq_len, [None] * seq_len
         steps = range(seq_len - 1, -1, -1) if reverse else range(seq_len)
+        # A compiled step would recompile for every batch size: it runs the whole batch and
+        # the finished samples' results are dropped instead.
+        shrink = not getattr(cell, "step_is_compiled", False)
         for t in steps:
-            new_state, masks[t] = cell.step(ProjectedInput(keys[t], gates[t]), state)
-            if running is None or t not in partial_steps:
-                state = new_state
-            else:  # one batched where per state tensor, instead of a loop over sequences
-                keep = running[t].view(1, batch, 1)
-                state = (tuple(torch.where(keep, n, o) for n, o in zip(new_state, state)) if cell.is_lstm
-                         else torch.where(keep, new_state, state))
-                masks[t] = masks[t] & running[t]
+            b = batch if batch_sizes is None else batch_sizes[t]
+            if b == batch:
+                state, masks[t] = cell.step(ProjectedInput(keys[t], gates[t]), state)
+            elif shrink:
+                new, mask = cell.step(ProjectedInput(keys[t][:b], gates[t][:, :b]),
+                                      map_state(state, lambda s, b=b: s[:, :b]))
+                state = (tuple(torch.cat([n, s[:, b:]], 1) for n, s in zip(new, state)) if cell.is_lstm
+                         else torch.cat([new, state[:, b:]], 1))
+                masks[t] = torch.cat([mask, mask.new_zeros(units, batch - b)], 1)
+            else:
+                new, mask = cell.step(ProjectedInput(keys[t], gates[t]), state)
+                keep = (torch.arange(batch, device=x.device) < b).view(1, batch, 1)
+                state = (tuple(torch.where(keep, n, s) for n, s in zip(new, state)) if cell.is_lstm
+                         else torch.where(keep, new, state))
+                masks[t] = mask & keep[..., 0]
             hs[t] = state[0] if cell.is_lstm else state
         out = torch.stack(hs).transpose(1, 2).reshape(seq_len, batch, cell.num_units * cell.hidden_size)
         return out, state, torch.stack(masks).transpose(1, 2)
@@ -258,10 +272,12 @@ def _unit_major(state: Tensor, index: int, num_units: int) -> Tensor:
     return state[index].view(state.size(1), num_units, state.size(2) // num_units).transpose(0, 1)
 
 
-def _repack(output: Tensor, lengths: Tensor, like: PackedSequence) -> PackedSequence:
-    """Padded ``(T, B, F)`` output in the original batch order -> packed as ``like`` is."""
-    order = like.sorted_indices
-    if order is not None:
-        output, lengths = output.index_select(1, order), lengths[order]
-    data = pack_padded_sequence(output, lengths.cpu(), enforce_sorted=True).data
-    return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
+def _repack(output: Tensor, state: State, masks: Tensor, like: PackedSequence):
+    """Results computed in packed order -> ``output`` packed as ``like`` is; state and
+    masks in the original batch order."""
+    lengths = (like.batch_sizes.unsqueeze(0) > torch.arange(output.size(1)).unsqueeze(1)).sum(1)
+    data = pack_padded_sequence(output, lengths, enforce_sorted=True).data
+    if like.unsorted_indices is not None:
+        state = map_state(state, lambda s: s.index_select(1, like.unsorted_indices))
+        masks = masks.index_select(1, like.unsorted_indices)
+    return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices), state, masks

@@ -217,6 +217,7 @@ class RIMCell(nn.Module):
         self.comm_dropout = comm_dropout
         self.comm_update = comm_update
         self.bias = bias
+        self.step_is_compiled = False  # see compile_step
 
         # Input attention: shared key/value maps of the input, a query map per unit.
         self.input_key = nn.Linear(input_size, num_input_heads * input_key_size, bias=False, **factory)
@@ -272,6 +273,7 @@ class RIMCell(nn.Module):
         """
         compile_kwargs.setdefault("dynamic", False)
         self.step = torch.compile(self.step, **compile_kwargs)
+        self.step_is_compiled = True
         return self
 
     def initial_state(self, batch_size: int, like: Tensor) -> State:

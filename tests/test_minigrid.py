@@ -286,6 +286,7 @@ def test_errors_of_trained_models_are_one_line(trained, tmp_path, capsys):
 # ---------------------------------------------------------------- scripts as programs
 
 
+@pytest.mark.slow
 def test_scripts_run_from_the_root_and_from_their_folder(tmp_path):
     folder = ROOT / "experiments" / "minigrid"
     for cwd, script, frames in ((ROOT, "experiments/minigrid/train.py", 16), (folder, "train.py", 32)):
@@ -299,6 +300,7 @@ def test_scripts_run_from_the_root_and_from_their_folder(tmp_path):
     assert proc.stderr.count("\n") == 1, proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_torch_ac_imports_whatever_start_method_was_chosen_first(method):
     code = (f"import multiprocessing; multiprocessing.set_start_method({method!r}); "

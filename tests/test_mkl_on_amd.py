@@ -4,9 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "check_mkl_on_amd.py"
 
 
+@pytest.mark.slow
 def test_missing_library_gives_one_line_error(tmp_path):
     missing = tmp_path / "libmkl_on_amd.so"
     proc = subprocess.run([sys.executable, str(SCRIPT), "--library", str(missing)],

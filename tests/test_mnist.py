@@ -172,7 +172,7 @@ def test_evaluate_only_rewrites_results(tmp_path):
     main([*TINY, "--epochs", "1", "--log_dir", str(log_dir)])
     before = json.loads((log_dir / "results.json").read_text())
     (log_dir / "results.json").unlink()
-    main(["--no-train", "--log_dir", str(log_dir), "--eval_examples", "64", "--test_sizes", "7", "9"])
+    main(["--eval-only", "--log-dir", str(log_dir), "--eval_examples", "64", "--test-sizes", "7", "9"])
     after = json.loads((log_dir / "results.json").read_text())
     assert after["test_accuracy"] == before["test_accuracy"]
 
@@ -287,3 +287,12 @@ def test_missing_mnist_dir_error_names_mnist_dir(tmp_path, monkeypatch, capsys):
         main([*TINY, "--epochs", "1", "--log_dir", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "($MNIST_DIR) does not exist" in err and "\n" not in err
+
+
+def test_dashed_option_names_with_the_reference_underscore_aliases():
+    from experiments.mnist.main import parse_args
+    dashed = parse_args(["--log-dir", "r", "--num-units", "5", "--key-size-comm", "16", "--no-train"])
+    underscored = parse_args(["--log_dir", "r", "--num_units", "5", "--key_size_comm", "16", "--eval-only"])
+    assert vars(dashed) == vars(underscored)
+    assert dashed.num_units == 5 and dashed.key_size_comm == 16 and not dashed.train
+    assert parse_args([]).train

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from experiments.common import load_checkpoint
@@ -23,6 +24,7 @@ def run(log_dir: Path, nproc: int) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process(tmp_path):
     run(tmp_path / "one", 1)
     run(tmp_path / "two", 2)

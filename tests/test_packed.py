@@ -139,3 +139,20 @@ def test_dropout_with_one_layer_warns_like_nn_lstm():
 def test_docstring_examples_run(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("rnn_cell", ["LSTM", "GRU"])
+def test_a_compiled_step_runs_the_whole_batch_and_gives_the_same_results(rnn_cell):
+    # A compiled step is not shown a shrinking batch (it would recompile per batch size):
+    # the finished sequences' results are dropped instead. The flag alone selects that path.
+    rim = build(rnn_cell, 2, True)
+    x = torch.randn(max(LENGTHS), 4, 3, dtype=torch.float64)
+    packed = pack_padded_sequence(x, torch.tensor(LENGTHS), enforce_sorted=False)
+    shrinking = rim(packed, return_masks=True)
+    for cell in rim.cells:
+        cell.step_is_compiled = True
+    whole_batch = rim(packed, return_masks=True)
+    torch.testing.assert_close(whole_batch[0].data, shrinking[0].data, rtol=1e-12, atol=1e-12)
+    for got, want in zip(*(s if isinstance(s, tuple) else (s,) for s in (whole_batch[1], shrinking[1]))):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert torch.equal(whole_batch[2], shrinking[2])

@@ -6,7 +6,7 @@ to sizes it never saw (256 / 361 / 576 steps).
 
     python experiments/mnist/main.py --data_dir ../shared/data/mnist --log_dir runs/rim
     python experiments/mnist/main.py --log_dir runs/rim --loadsaved          # resume
-    python experiments/mnist/main.py --log_dir runs/rim --no-train           # evaluate best.pt
+    python experiments/mnist/main.py --log_dir runs/rim --eval-only          # evaluate best.pt
     python experiments/mnist/main.py --model LSTM --log_dir runs/lstm        # baseline
     torchrun --nproc_per_node=2 experiments/mnist/main.py --log_dir runs/rim  # 2 processes
 
@@ -54,19 +54,20 @@ from experiments.mnist.model import ARCHITECTURE_OPTIONS, MODELS, SAVED_DEFAULTS
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     run = p.add_argument_group("run")
-    run.add_argument("--log_dir", default="runs/mnist_rim",
+    run.add_argument("--log-dir", "--log_dir", default="runs/mnist_rim",
                      help="run directory: TensorBoard events, config.json, last.pt, best.pt, results.json")
-    run.add_argument("--train", action=argparse.BooleanOptionalAction, default=True,
-                     help="train (default); --no-train evaluates the run's best.pt at every size")
+    run.add_argument("--eval-only", "--no-train", dest="train", action="store_false",
+                     help="only evaluate the run's best.pt at every size (--no-train is the old name)")
     run.add_argument("--loadsaved", action="store_true",
                      help="resume exactly from LOG_DIR/last.pt (with --train, the default)")
     run.add_argument("--cuda", action="store_true", help="train on the GPU (default: CPU)")
     run.add_argument("--seed", type=int, default=0, help="seeds the split, init, shuffling and dropout")
-    run.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
+    run.add_argument("--num-workers", "--num_workers", type=int, default=0,
+                     help="DataLoader worker processes")
     run.add_argument("--amp", action="store_true",
                      help="mixed precision on CUDA: bf16 autocast (fp16 + loss scaling without bf16)")
     run.add_argument("--compile", action="store_true", help="torch.compile the RIM step (see README)")
-    run.add_argument("--cuda_graph", action="store_true",
+    run.add_argument("--cuda-graph", "--cuda_graph", action="store_true",
                      help="replay each training batch's forward + backward from one CUDA graph "
                           "(needs --cuda; much faster for the RIM, see README)")
     run.add_argument("--deterministic", action="store_true",
@@ -74,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                           "bit-identical on a GPU too (about 13%% slower there; see README)")
 
     data = p.add_argument_group("data")
-    data.add_argument("--data_dir", type=Path, default=None,
+    data.add_argument("--data-dir", "--data_dir", type=Path, default=None,
                       help="folder with the four MNIST IDX files (.gz or not) (default: $MNIST_DIR if "
                            "set, else ../shared/data/mnist beside the clone where it exists, else "
                            "data/mnist in the clone)")
@@ -82,47 +83,59 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help="download MNIST into --data_dir (default: data/mnist in the clone) with "
                            "torchvision (needs internet)")
     data.add_argument("--size", type=int, default=14, help="training image size (paper: 14)")
-    data.add_argument("--test_sizes", type=int, nargs="+", default=[16, 19, 24],
+    data.add_argument("--test-sizes", "--test_sizes", type=int, nargs="+", default=[16, 19, 24],
                       help="unseen test sizes (paper table 1: 16 19 24)")
-    data.add_argument("--val_size", type=int, default=5000,
+    data.add_argument("--val-size", "--val_size", type=int, default=5000,
                       help="training digits held out for validation / model selection")
-    data.add_argument("--train_examples", type=int, default=None,
+    data.add_argument("--train-examples", "--train_examples", type=int, default=None,
                       help="use only the first N training digits (quick runs)")
-    data.add_argument("--eval_examples", type=int, default=None,
+    data.add_argument("--eval-examples", "--eval_examples", type=int, default=None,
                       help="use only the first N validation and test digits (quick runs)")
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--epochs", type=int, default=100, help="training epochs (paper: 100)")
-    opt.add_argument("--batch_size", type=int, default=64,
+    opt.add_argument("--batch-size", "--batch_size", type=int, default=64,
                      help="sequences per optimiser step, over all processes under torchrun "
                           "(reference implementation: 64)")
-    opt.add_argument("--eval_batch_size", type=int, default=None,
+    opt.add_argument("--eval-batch-size", "--eval_batch_size", type=int, default=None,
                      help="sequences per evaluation batch (default: --batch_size); lower it if "
                           "24x24 evaluation runs out of memory")
     opt.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (reference implementation)")
-    opt.add_argument("--clip_grad", type=float, default=1.0,
+    opt.add_argument("--clip-grad", "--clip_grad", type=float, default=1.0,
                      help="clip the gradient's global L2 norm to this (0: off)")
 
     model = p.add_argument_group("model")
     model.add_argument("--model", default="RIM", help=f"one of {', '.join(MODELS)}")
-    model.add_argument("--input_size", type=int, default=64, help="size of the learned pixel embedding")
-    model.add_argument("--hidden_size", type=int, default=None,
+    model.add_argument("--input-size", "--input_size", type=int, default=64,
+                       help="size of the learned pixel embedding")
+    model.add_argument("--hidden-size", "--hidden_size", type=int, default=None,
                        help="RIM: per unit (default 100, paper: 6 x 100); LSTM/GRU: total "
                             "(default 600, the paper's matched baseline)")
-    model.add_argument("--rnn_cell", default="LSTM", help="RIM unit type: LSTM or GRU")
-    model.add_argument("--num_units", type=int, default=6, help="RIM units, Kt (paper table 1: 6)")
+    model.add_argument("--rnn-cell", "--rnn_cell", default="LSTM", help="RIM unit type: LSTM or GRU")
+    model.add_argument("--num-units", "--num_units", type=int, default=6,
+                       help="RIM units, Kt (paper table 1: 6)")
     model.add_argument("--k", type=int, default=4, help="active units per step, Ka (paper's best: 4)")
-    model.add_argument("--key_size_input", type=int, default=64, help="input attention key size")
-    model.add_argument("--value_size_input", type=int, default=400, help="input attention value size")
-    model.add_argument("--query_size_input", type=int, default=64, help="input attention query size")
-    model.add_argument("--num_input_heads", type=int, default=1, help="input attention heads")
-    model.add_argument("--input_dropout", type=float, default=0.1, help="dropout on input attention")
-    model.add_argument("--key_size_comm", type=int, default=32, help="communication key size")
-    model.add_argument("--value_size_comm", type=int, default=100, help="communication value size")
-    model.add_argument("--query_size_comm", type=int, default=32, help="communication query size")
-    model.add_argument("--num_comm_heads", type=int, default=4, help="communication heads")
-    model.add_argument("--comm_dropout", type=float, default=0.1, help="dropout on communication attention")
-    model.add_argument("--comm_update", default="gated", choices=("gated", "residual"),
+    model.add_argument("--key-size-input", "--key_size_input", type=int, default=64,
+                       help="input attention key size")
+    model.add_argument("--value-size-input", "--value_size_input", type=int, default=400,
+                       help="input attention value size")
+    model.add_argument("--query-size-input", "--query_size_input", type=int, default=64,
+                       help="input attention query size")
+    model.add_argument("--num-input-heads", "--num_input_heads", type=int, default=1,
+                       help="input attention heads")
+    model.add_argument("--input-dropout", "--input_dropout", type=float, default=0.1,
+                       help="dropout on input attention")
+    model.add_argument("--key-size-comm", "--key_size_comm", type=int, default=32,
+                       help="communication key size")
+    model.add_argument("--value-size-comm", "--value_size_comm", type=int, default=100,
+                       help="communication value size")
+    model.add_argument("--query-size-comm", "--query_size_comm", type=int, default=32,
+                       help="communication query size")
+    model.add_argument("--num-comm-heads", "--num_comm_heads", type=int, default=4,
+                       help="communication heads")
+    model.add_argument("--comm-dropout", "--comm_dropout", type=float, default=0.1,
+                       help="dropout on communication attention")
+    model.add_argument("--comm-update", "--comm_update", default="gated", choices=("gated", "residual"),
                        help="gated: bounded, as in the authors' code (default); residual: the "
                             "paper's equation, unbounded (see rim_core.RIMCell)")
     return p.parse_args(argv)

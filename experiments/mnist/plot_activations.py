@@ -47,9 +47,9 @@ def render(digits: torch.Tensor, masks: torch.Tensor, labels, predictions, size:
 @cli_main
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--log_dir", required=True, help="a RIM run directory written by main.py")
+    p.add_argument("--log-dir", "--log_dir", required=True, help="a RIM run directory written by main.py")
     p.add_argument("--checkpoint", default="best.pt", help="best.pt or last.pt")
-    p.add_argument("--data_dir", type=Path, default=None,
+    p.add_argument("--data-dir", "--data_dir", type=Path, default=None,
                    help="MNIST IDX folder (default: as for main.py)")
     p.add_argument("--size", type=int, default=14, help="image size to show (e.g. 14 or an unseen 24)")
     p.add_argument("--num", type=int, default=4, help="how many test digits")
