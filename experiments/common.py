@@ -45,26 +45,26 @@ class TrainingDiverged(UserError):
     """The training loss became NaN or infinite; the run stopped before it was saved."""
 
 
+DIVERGED_FILE = "diverged.json"
+
+
 def check_finite_loss(losses: dict[str, float], update: int, run_dir: str | os.PathLike,
-                      kept: str, record: bool = True) -> None:
+                      kept: Callable[[], str], record: bool = True) -> None:
     """Stop a run whose loss is no longer finite, before its parameters are stepped or saved.
 
     Writes ``diverged.json`` (what went wrong and where) into ``run_dir`` so that tables
-    built from the run can say it stopped, and raises :class:`TrainingDiverged`; ``kept``
-    names the last good checkpoint, which is left as it was. ``record=False`` (every process
-    but the first under torchrun) skips the file.
+    built from the run can say it stopped, and raises :class:`TrainingDiverged`; ``kept()``
+    names the last good checkpoint, which is left as it was (called only on a bad loss).
+    ``record=False`` (every process but the first under torchrun) skips the file.
     """
     bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
     if not bad:
         return
-    what = ", ".join(f"{name} {value}" for name, value in bad.items())
+    what, kept = ", ".join(f"{name} {value}" for name, value in bad.items()), kept()
     if record:
         write_json(Path(run_dir) / DIVERGED_FILE, {"update": update, "losses": losses, "kept": kept})
     raise TrainingDiverged(f"training diverged at update {update} ({what}); stopped without saving, "
                            f"{kept} is the last good checkpoint; lower --lr or clip gradients harder")
-
-
-DIVERGED_FILE = "diverged.json"
 
 
 # ---------------------------------------------------------------- checkpoints

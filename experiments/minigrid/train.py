@@ -261,13 +261,15 @@ def run(args: argparse.Namespace) -> dict:
                 # PPO shifts its sequence starts by recurrence/2 every other epoch, counting in batch_num
                 algo.batch_num = status.get("batch_num", 0)
 
+            def kept() -> str:  # the status.pt that a divergence leaves as it was
+                return f"{path / STATUS_FILE} (update {status['update']})" if status else "none"
+
             while num_frames < args.frames:
                 start = time.perf_counter()
                 exps, collect_logs = algo.collect_experiences()
                 update_logs = algo.update_parameters(exps)
                 # torch-ac has already stepped the optimiser, so status.pt is not saved again
-                check_finite_loss({name: update_logs[name] for name in LOSS_LOGS}, update + 1, path,
-                                  kept=f"{path / STATUS_FILE} (update {update})" if status else "none")
+                check_finite_loss({name: update_logs[name] for name in LOSS_LOGS}, update + 1, path, kept)
                 elapsed = time.perf_counter() - start
                 duration += elapsed
                 num_frames += collect_logs["num_frames"]

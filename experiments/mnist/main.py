@@ -292,6 +292,11 @@ def train_epoch(net, step_graph: GraphedForwardBackward | None, loader, optimize
     unit_active, batches_run = torch.zeros(args.num_units, device=ctx.device), 0
     bar = tqdm(loader, desc=f"epoch {progress['epoch'] + 1}", leave=False, position=1,
                disable=not ctx.is_main)
+    last = Path(args.log_dir) / "last.pt"
+
+    def kept() -> str:  # the checkpoint that a divergence leaves as it was
+        return f"{last} (epoch {progress['epoch']})" if last.is_file() else "none"
+
     start = time.perf_counter()
     for i, (tokens, labels) in enumerate(bar):
         if i < progress["batch"]:
@@ -308,8 +313,6 @@ def train_epoch(net, step_graph: GraphedForwardBackward | None, loader, optimize
         loss_value, correct = loss.item(), (logits.argmax(-1) == labels).sum().item()
         # Checked before the step, so the parameters are still the last good ones. Under DDP
         # one process's NaN loss makes every process's gradients NaN, hence the norm check.
-        last = Path(args.log_dir) / "last.pt"
-        kept = f"{last} (epoch {progress['epoch']})" if last.is_file() else "none"
         check_finite_loss({"loss": loss_value}, progress["step"] + 1, args.log_dir, kept, ctx.is_main)
         # A Ctrl-C must land before the step or after the bookkeeping, never in between:
         # the checkpoint it writes pairs these parameters with this progress and RNG state.
