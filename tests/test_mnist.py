@@ -14,7 +14,7 @@ from experiments.mnist.data import (
     split_train_val,
     to_sequences,
 )
-from experiments.mnist.main import ctrl_c_held_back, main
+from experiments.mnist.main import main
 from experiments.mnist.model import SequenceClassifier
 from tests.conftest import write_idx
 
@@ -129,24 +129,31 @@ def test_deterministic_flag_supports_every_op_and_changes_nothing_on_cpu(tmp_pat
         assert torch.equal(tensor, deterministic[name]), name
 
 
-@pytest.mark.parametrize("when", ["before the forward pass", "after the forward pass"])
-def test_resume_after_ctrl_c_mid_epoch_is_exact(tmp_path, monkeypatch, capsys, when):
+@pytest.mark.parametrize("when,code", [("Ctrl-C before the forward pass", 130),
+                                       ("Ctrl-C after the forward pass", 130),
+                                       ("SIGTERM in the forward pass", 143)])
+def test_resume_after_an_interrupt_mid_epoch_is_exact(tmp_path, monkeypatch, capsys, when, code):
     main([*TINY, "--epochs", "2", "--log_dir", str(tmp_path / "straight")])
     forward, calls = SequenceClassifier.forward, []
 
     def interrupted_forward(self, tokens, return_masks=False):
         calls.append(self.training)
-        if calls.count(True) == 3 and when.startswith("before"):
+        if calls.count(True) == 3 and when.endswith("before the forward pass"):
             raise KeyboardInterrupt
         out = forward(self, tokens, return_masks)
         if calls.count(True) == 3:  # the batch's dropout noise is drawn; no backward yet
+            if when.startswith("SIGTERM"):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)  # the handler runs here, between bytecodes
             raise KeyboardInterrupt
         return out
 
     monkeypatch.setattr(SequenceClassifier, "forward", interrupted_forward)
     with pytest.raises(SystemExit) as exit_info:
         main([*TINY, "--epochs", "2", "--log_dir", str(tmp_path / "resumed")])
-    assert exit_info.value.code == 130
+    assert exit_info.value.code == code
+    assert ("SIGTERM" if code == 143 else "SIGINT") in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the trainer's handler is gone
     monkeypatch.setattr(SequenceClassifier, "forward", forward)
     assert load_checkpoint(tmp_path / "resumed" / "last.pt")["progress"]["batch"] == 2
     main([*TINY, "--epochs", "2", "--log_dir", str(tmp_path / "resumed"), "--loadsaved"])
@@ -157,15 +164,29 @@ def test_resume_after_ctrl_c_mid_epoch_is_exact(tmp_path, monkeypatch, capsys, w
         assert torch.equal(tensor, resumed["model"][name]), name
 
 
-def test_ctrl_c_inside_the_optimiser_step_is_delivered_after_it():
-    finished = []
-    with pytest.raises(KeyboardInterrupt):
-        with ctrl_c_held_back():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)  # Python runs signal handlers between bytecodes: here, in the block
-            finished.append(True)
-    assert finished == [True]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+def test_save_every_bounds_what_a_hard_kill_loses_and_resumes_exactly(tmp_path, monkeypatch):
+    main([*TINY, "--epochs", "1", "--log_dir", str(tmp_path / "straight")])
+    forward, calls = SequenceClassifier.forward, []
+
+    def crashing_forward(self, tokens, return_masks=False):
+        calls.append(self.training)
+        if calls.count(True) == 6:  # like kill -9: no handler runs, nothing is saved on the way out
+            raise RuntimeError("killed")
+        return forward(self, tokens, return_masks)
+
+    monkeypatch.setattr(SequenceClassifier, "forward", crashing_forward)
+    with pytest.raises(RuntimeError, match="killed"):
+        main([*TINY, "--epochs", "1", "--log_dir", str(tmp_path / "resumed"), "--save-every", "4"])
+    monkeypatch.setattr(SequenceClassifier, "forward", forward)
+    progress = load_checkpoint(tmp_path / "resumed" / "last.pt")["progress"]
+    assert (progress["epoch"], progress["batch"], progress["step"]) == (0, 4, 4)  # 6 batches per epoch
+    main([*TINY, "--epochs", "1", "--log_dir", str(tmp_path / "resumed"), "--loadsaved", "--save-every", "4"])
+    straight = load_checkpoint(tmp_path / "straight" / "last.pt")
+    resumed = load_checkpoint(tmp_path / "resumed" / "last.pt")
+    assert straight["progress"]["step"] == resumed["progress"]["step"] == 6
+    for name, tensor in straight["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), name
+
 
 def test_evaluate_only_rewrites_results(tmp_path):
     log_dir = tmp_path / "run"

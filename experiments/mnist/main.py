@@ -17,12 +17,8 @@ The run directory gets TensorBoard events, config.json, last.pt, best.pt and res
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import signal
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -37,18 +33,22 @@ from experiments.common import (
     check_finite_loss,
     cli_main,
     environment_info,
-    load_checkpoint,
-    load_state,
     rng_state,
-    save_checkpoint,
     seed_everything,
-    set_rng_state,
     write_json,
 )
 from experiments.mnist import distributed as dist
 from experiments.mnist.data import SequenceSet, load_mnist
 from experiments.mnist.graphed_step import GraphedForwardBackward
 from experiments.mnist.model import ARCHITECTURE_OPTIONS, MODELS, SAVED_DEFAULTS, build_model, load_run
+from experiments.training import (
+    Checkpoints,
+    check_resumable,
+    clipped_step,
+    exit_interrupted,
+    signals_held_back,
+    stop_on_signals,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,6 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="only evaluate the run's best.pt at every size (--no-train is the old name)")
     run.add_argument("--loadsaved", action="store_true",
                      help="resume exactly from LOG_DIR/last.pt (with --train, the default)")
+    run.add_argument("--save-every", "--save_every", type=int, default=0, metavar="N",
+                     help="also save last.pt every N updates, so that a kill -9 loses at most N "
+                          "(default 0: at the end of each epoch; Ctrl-C and SIGTERM always save)")
     run.add_argument("--cuda", action="store_true", help="train on the GPU (default: CPU)")
     run.add_argument("--seed", type=int, default=0, help="seeds the split, init, shuffling and dropout")
     run.add_argument("--num-workers", "--num_workers", type=int, default=0,
@@ -163,17 +166,13 @@ def evaluate(model, data: SequenceSet, batch_size: int, ctx: dist.Context) -> fl
 # ---------------------------------------------------------------- training
 
 
-def check_resumable(args: argparse.Namespace, saved: dict) -> None:
-    if not saved:
-        raise UserError(f"--loadsaved: no run to resume in {args.log_dir} (no config.json); "
-                        "train without --loadsaved first")
-    # lr: loading the optimiser's state would silently bring back the run's learning rate
-    for option in ARCHITECTURE_OPTIONS + ("seed", "size", "batch_size", "val_size", "train_examples", "lr"):
-        if saved.get(option, SAVED_DEFAULTS.get(option)) != getattr(args, option):
-            raise UserError(f"--loadsaved: --{option} is {getattr(args, option)!r} but the run in "
-                            f"{args.log_dir} used {saved.get(option, SAVED_DEFAULTS.get(option))!r}; "
-                            "use the same value or a new --log_dir")
-    # a run made with --deterministic is only continued bit for bit with it
+# what a resumed run must agree on (lr: loading the optimiser's state would silently
+# bring back the run's learning rate)
+RESUME_OPTIONS = ARCHITECTURE_OPTIONS + ("seed", "size", "batch_size", "val_size", "train_examples", "lr")
+
+
+def check_deterministic(args: argparse.Namespace, saved: dict) -> None:
+    """A run made with --deterministic is only continued bit for bit with it."""
     if saved.get("deterministic", False) != args.deterministic:
         flag = "with" if saved.get("deterministic", False) else "without"
         raise UserError(f"--loadsaved: the run in {args.log_dir} was made {flag} --deterministic; "
@@ -202,24 +201,19 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
     scaler = torch.amp.GradScaler("cuda", enabled=args.amp and not torch.cuda.is_bf16_supported())
     progress = {"epoch": 0, "batch": 0, "step": 0, "best_val": -1.0, "best_epoch": -1,
                 "loss_sum": 0.0, "correct": 0, "seen": 0, "train_seconds": 0.0}
+    run = Checkpoints(log_dir, {"model": model, "optimizer": optimizer, "scaler": scaler}, progress, config,
+                      write=ctx.is_main)
     seed_everything(args.seed + ctx.rank)  # but different dropout noise in each process
     if args.loadsaved:
         config_path = log_dir / "config.json"
-        check_resumable(args, json.loads(config_path.read_text())["args"] if config_path.is_file() else {})
-        state = load_checkpoint(log_dir / "last.pt", ctx.device,
-                                required=("model", "optimizer", "scaler", "progress", "rng"))
-        if len(state["rng"]) != ctx.world_size:
-            raise UserError(f"--loadsaved: {log_dir / 'last.pt'} was written by {len(state['rng'])} "
-                            f"process(es); resume it with as many (got {ctx.world_size})")
-        for target, key in ((model, "model"), (optimizer, "optimizer"), (scaler, "scaler")):
-            load_state(target, state[key], log_dir / "last.pt")
-        progress.update(state["progress"])
-        set_rng_state(state["rng"][ctx.rank])
+        saved = json.loads(config_path.read_text())["args"] if config_path.is_file() else {}
+        check_resumable(args, saved, RESUME_OPTIONS, SAVED_DEFAULTS)
+        check_deterministic(args, saved)
+        run.resume(ctx.device, ctx.rank, ctx.world_size)
         if ctx.is_main:
-            print(f"resumed {log_dir / 'last.pt'} at epoch {progress['epoch'] + 1}, "
-                  f"batch {progress['batch']}")
-    elif (log_dir / "last.pt").exists():
-        raise UserError(f"{log_dir} already holds a run; resume it with --loadsaved or pick a new --log_dir")
+            print(f"resumed {run.last} at epoch {progress['epoch'] + 1}, batch {progress['batch']}")
+    else:
+        run.refuse_overwrite()
     if args.compile and args.model == "RIM":
         model.rnn.compile_step()
     net = DistributedDataParallel(model) if ctx.enabled else model
@@ -235,12 +229,6 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
         from tensorboardX import SummaryWriter  # only training logs; evaluation needs none
         writer = SummaryWriter(str(log_dir))
 
-    def checkpoint(path: Path, rng: list[dict]) -> None:
-        if ctx.is_main:
-            save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "scaler": scaler.state_dict(), "rng": rng, "progress": dict(progress),
-                             "config": config}, path)
-
     # The same seeded permutation per epoch whatever the number of processes: process r
     # takes every world_size-th index, so a global batch holds the same examples as in
     # a single process. A resumed run replays the order and skips the batches done.
@@ -253,50 +241,48 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
     boundary = {"rng": rng_state()}
     eval_bs = args.eval_batch_size or args.batch_size
     try:
-        epochs = tqdm(range(progress["epoch"], args.epochs), desc="epochs", initial=progress["epoch"],
-                      total=args.epochs, position=0, disable=not ctx.is_main)
-        for epoch in epochs:
-            sampler.set_epoch(epoch)
-            unit_rates = train_epoch(net, step_graph, loader, optimizer, scaler, progress, boundary, args,
-                                     ctx, writer)
-            log_epoch(model, splits, eval_bs, progress, unit_rates, optimizer, args, ctx, writer)
-            val_acc = progress.pop("last_val")
-            with ctrl_c_held_back():  # the epoch's progress, best.pt and last.pt change together
-                progress.update(epoch=epoch + 1, batch=0, loss_sum=0.0, correct=0, seen=0,
-                                train_seconds=0.0)
-                rng = dist.gather(ctx, rng_state())  # every process's, so that resume is exact
-                if val_acc > progress["best_val"]:  # model selection on validation at --size only
-                    progress.update(best_val=val_acc, best_epoch=epoch + 1)
-                    checkpoint(log_dir / "best.pt", rng)
-                checkpoint(log_dir / "last.pt", rng)
-    except KeyboardInterrupt:
+        with stop_on_signals():
+            epochs = tqdm(range(progress["epoch"], args.epochs), desc="epochs", initial=progress["epoch"],
+                          total=args.epochs, position=0, disable=not ctx.is_main)
+            for epoch in epochs:
+                sampler.set_epoch(epoch)
+                unit_rates = train_epoch(net, step_graph, loader, optimizer, scaler, run, boundary, args,
+                                         ctx, writer)
+                log_epoch(model, splits, eval_bs, progress, unit_rates, optimizer, args, ctx, writer)
+                val_acc = progress.pop("last_val")
+                with signals_held_back():  # the epoch's progress, best.pt and last.pt change together
+                    progress.update(epoch=epoch + 1, batch=0, loss_sum=0.0, correct=0, seen=0,
+                                    train_seconds=0.0)
+                    rng = dist.gather(ctx, rng_state())  # every process's, so that resume is exact
+                    if val_acc > progress["best_val"]:  # model selection on validation at --size only
+                        progress.update(best_val=val_acc, best_epoch=epoch + 1)
+                        run.save("best.pt", rng)
+                    run.save("last.pt", rng)
+    except KeyboardInterrupt as err:
         # Under torchrun Ctrl-C reaches every process at once, so rank 0 cannot gather the
         # others' RNG: a mid-epoch resume is exact for one process, not for several.
-        checkpoint(log_dir / "last.pt", [boundary["rng"]] * ctx.world_size)
-        if ctx.is_main:
+        saved = run.save("last.pt", [boundary["rng"]] * ctx.world_size)
+        if writer is not None:
             writer.close()
-            print(f"\ninterrupted: saved {log_dir / 'last.pt'}; resume with --loadsaved", file=sys.stderr)
-        raise SystemExit(130) from None
+        raise exit_interrupted(err, saved if ctx.is_main else None) from None
     if writer is not None:
         writer.close()
     dist.barrier(ctx)
     write_results(log_dir, splits, eval_bs, ctx)
 
 
-def train_epoch(net, step_graph: GraphedForwardBackward | None, loader, optimizer, scaler,
-                progress: dict, boundary: dict, args, ctx: dist.Context, writer) -> torch.Tensor:
-    """One pass over this process's shard; updates ``progress`` in place, and
+def train_epoch(net, step_graph: GraphedForwardBackward | None, loader, optimizer, scaler, run: Checkpoints,
+                boundary: dict, args, ctx: dist.Context, writer) -> torch.Tensor:
+    """One pass over this process's shard; updates ``run.progress`` in place, and
     ``boundary["rng"]`` with it. Returns each RIM unit's activation rate, averaged over the
     batches run here. Full batches replay ``step_graph`` when there is one."""
     net.train()
+    progress = run.progress
     unit_active, batches_run = torch.zeros(args.num_units, device=ctx.device), 0
     bar = tqdm(loader, desc=f"epoch {progress['epoch'] + 1}", leave=False, position=1,
                disable=not ctx.is_main)
-    last = Path(args.log_dir) / "last.pt"
-
-    def kept() -> str:  # the checkpoint that a divergence leaves as it was
-        return f"{last} (epoch {progress['epoch']})" if last.is_file() else "none"
-
+    # the checkpoint that a divergence leaves as it was
+    kept = run.kept(lambda p: f"epoch {p['epoch']}, batch {p['batch']}")
     start = time.perf_counter()
     for i, (tokens, labels) in enumerate(bar):
         if i < progress["batch"]:
@@ -314,48 +300,30 @@ def train_epoch(net, step_graph: GraphedForwardBackward | None, loader, optimize
         # Checked before the step, so the parameters are still the last good ones. Under DDP
         # one process's NaN loss makes every process's gradients NaN, hence the norm check.
         check_finite_loss({"loss": loss_value}, progress["step"] + 1, args.log_dir, kept, ctx.is_main)
-        # A Ctrl-C must land before the step or after the bookkeeping, never in between:
+        # A signal must land before the step or after the bookkeeping, never in between:
         # the checkpoint it writes pairs these parameters with this progress and RNG state.
-        with ctrl_c_held_back():
-            if args.clip_grad > 0:
-                scaler.unscale_(optimizer)
-                grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), args.clip_grad)
-                if not scaler.is_enabled():  # with fp16 loss scaling an inf norm only skips the step
-                    check_finite_loss({"grad_norm": grad_norm.item()}, progress["step"] + 1, args.log_dir,
-                                      kept, ctx.is_main)
-            scaler.step(optimizer)
-            scaler.update()
+        with signals_held_back():
+            grad_norm = clipped_step(net.parameters(), optimizer, scaler, args.clip_grad,
+                                     progress["step"] + 1, args.log_dir, kept, ctx.is_main)
             progress["batch"], progress["step"] = i + 1, progress["step"] + 1
             progress["loss_sum"] += loss_value * len(labels)
             progress["correct"] += correct
             progress["seen"] += len(labels)
             boundary["rng"] = rng_state()
+            if args.save_every and progress["step"] % args.save_every == 0:
+                progress["train_seconds"] += time.perf_counter() - start
+                start = time.perf_counter()
+                run.save("last.pt", dist.gather(ctx, boundary["rng"]))
         if masks is not None:
             unit_active += masks.float().mean((0, 1))
         batches_run += 1
         if writer is not None:
             writer.add_scalar("train/batch_loss", loss_value, progress["step"])
-            if args.clip_grad > 0:
-                writer.add_scalar("train/grad_norm", grad_norm.item(), progress["step"])
+            if grad_norm is not None:
+                writer.add_scalar("train/grad_norm", grad_norm, progress["step"])
         bar.set_postfix(loss=f"{progress['loss_sum'] / progress['seen']:.3f}")
     progress["train_seconds"] += time.perf_counter() - start
     return unit_active / max(batches_run, 1)
-
-
-@contextlib.contextmanager
-def ctrl_c_held_back():
-    """Delay a Ctrl-C (SIGINT) that arrives inside the block to its end."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread may set signal handlers (and receives SIGINT)
-        return
-    pending = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if pending:
-        raise KeyboardInterrupt
 
 
 def log_epoch(model, splits, eval_bs: int, progress: dict, unit_rates: torch.Tensor, optimizer,
@@ -411,7 +379,8 @@ def evaluate_saved(args: argparse.Namespace, ctx: dist.Context) -> None:
 def check_numbers(args: argparse.Namespace) -> None:
     """One-line errors for counts and rates that would otherwise fail late or run silently wrong."""
     at_least = {"epochs": 1, "batch_size": 1, "eval_batch_size": 1, "train_examples": 1,
-                "eval_examples": 1, "val_size": 1, "num_workers": 0, "input_size": 1}
+                "eval_examples": 1, "val_size": 1, "num_workers": 0, "input_size": 1,
+                "save_every": 0}
     for option, low in at_least.items():
         value = getattr(args, option)
         if value is not None and value < low:
