@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -128,6 +129,7 @@ class Checkpoints:
                  write: bool = True) -> None:
         self.log_dir, self.parts, self.progress, self.config = Path(log_dir), parts, progress, config
         self.write = write
+        self.saved: dict | None = None  # the progress that last.pt holds, once known
 
     @property
     def last(self) -> Path:
@@ -140,6 +142,8 @@ class Checkpoints:
             state = {key: part.state_dict() for key, part in self.parts.items()}
             save_checkpoint({**state, "rng": rng, "progress": dict(self.progress), "config": self.config},
                             path)
+        if name == "last.pt":
+            self.saved = dict(self.progress)
         return path
 
     def refuse_overwrite(self) -> None:
@@ -156,17 +160,19 @@ class Checkpoints:
         for key, part in self.parts.items():
             load_state(part, state[key], self.last)
         self.progress.update(state["progress"])
+        self.saved = dict(self.progress)
         set_rng_state(state["rng"][rank])
 
     def kept(self, where: Callable[[dict], str]) -> Callable[[], str]:
-        """For :func:`check_finite_loss`: names ``last.pt`` (at ``where(progress)``) if it exists."""
-        return lambda: f"{self.last} ({where(self.progress)})" if self.last.is_file() else "none"
+        """For :func:`check_finite_loss`: names ``last.pt`` and where it stands
+        (``where(its progress)``), or says there is none yet."""
+        return lambda: f"{self.last} ({where(self.saved)})" if self.saved is not None else "none"
 
 
-def clipped_step(params: list[torch.Tensor], optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                 clip: float, update: int, log_dir: str | Path, kept: Callable[[], str],
-                 record: bool = True) -> float | None:
-    """Unscale, clip the gradients' global L2 norm to ``clip`` (0: off), step.
+def clipped_step(params: Iterable[torch.Tensor], optimizer: torch.optim.Optimizer,
+                 scaler: torch.amp.GradScaler | None, clip: float, update: int, log_dir: str | Path,
+                 kept: Callable[[], str], record: bool = True) -> float | None:
+    """Unscale (with a ``scaler``), clip the gradients' global L2 norm to ``clip`` (0: off), step.
 
     Returns the norm before clipping (None without clipping). A non-finite norm stops the
     run (:func:`check_finite_loss`) before the step, unless fp16 loss scaling is on: there
@@ -174,10 +180,29 @@ def clipped_step(params: list[torch.Tensor], optimizer: torch.optim.Optimizer, s
     """
     grad_norm = None
     if clip > 0:
-        scaler.unscale_(optimizer)
+        if scaler is not None:
+            scaler.unscale_(optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(params, clip).item()
-        if not scaler.is_enabled():
+        if scaler is None or not scaler.is_enabled():
             check_finite_loss({"grad_norm": grad_norm}, update, log_dir, kept, record)
-    scaler.step(optimizer)
-    scaler.update()
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
     return grad_norm
+
+
+def load_run(log_dir: str | Path, build: Callable[[dict], torch.nn.Module], checkpoint: str = "best.pt",
+             map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict, dict]:
+    """Rebuild a trained model from a run directory with ``build(config)``: returns
+    (model, config, checkpoint), the model on ``map_location``."""
+    log_dir = Path(log_dir)
+    config_path = log_dir / "config.json"
+    if not config_path.is_file():
+        raise UserError(f"{log_dir} is not a run directory (no config.json); train with --log-dir first")
+    config = json.loads(config_path.read_text())["args"]
+    state = load_checkpoint(log_dir / checkpoint, map_location, required=("model", "progress"))
+    model = build(config)
+    load_state(model, state["model"], log_dir / checkpoint)
+    return model.to(map_location), config, state

@@ -40,7 +40,8 @@ from experiments.common import (
 from experiments.mnist import distributed as dist
 from experiments.mnist.data import SequenceSet, load_mnist
 from experiments.mnist.graphed_step import GraphedForwardBackward
-from experiments.mnist.model import ARCHITECTURE_OPTIONS, MODELS, SAVED_DEFAULTS, build_model, load_run
+from experiments.mnist.model import build_model, load_run
+from experiments.recurrent import ARCHITECTURE_OPTIONS, MODELS, SAVED_DEFAULTS, add_model_options
 from experiments.training import (
     Checkpoints,
     check_resumable,
@@ -107,40 +108,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     opt.add_argument("--clip-grad", "--clip_grad", type=float, default=1.0,
                      help="clip the gradient's global L2 norm to this (0: off)")
 
-    model = p.add_argument_group("model")
-    model.add_argument("--model", default="RIM", help=f"one of {', '.join(MODELS)}")
-    model.add_argument("--input-size", "--input_size", type=int, default=64,
-                       help="size of the learned pixel embedding")
-    model.add_argument("--hidden-size", "--hidden_size", type=int, default=None,
-                       help="RIM: per unit (default 100, paper: 6 x 100); LSTM/GRU: total "
-                            "(default 600, the paper's matched baseline)")
-    model.add_argument("--rnn-cell", "--rnn_cell", default="LSTM", help="RIM unit type: LSTM or GRU")
-    model.add_argument("--num-units", "--num_units", type=int, default=6,
-                       help="RIM units, Kt (paper table 1: 6)")
-    model.add_argument("--k", type=int, default=4, help="active units per step, Ka (paper's best: 4)")
-    model.add_argument("--key-size-input", "--key_size_input", type=int, default=64,
-                       help="input attention key size")
-    model.add_argument("--value-size-input", "--value_size_input", type=int, default=400,
-                       help="input attention value size")
-    model.add_argument("--query-size-input", "--query_size_input", type=int, default=64,
-                       help="input attention query size")
-    model.add_argument("--num-input-heads", "--num_input_heads", type=int, default=1,
-                       help="input attention heads")
-    model.add_argument("--input-dropout", "--input_dropout", type=float, default=0.1,
-                       help="dropout on input attention")
-    model.add_argument("--key-size-comm", "--key_size_comm", type=int, default=32,
-                       help="communication key size")
-    model.add_argument("--value-size-comm", "--value_size_comm", type=int, default=100,
-                       help="communication value size")
-    model.add_argument("--query-size-comm", "--query_size_comm", type=int, default=32,
-                       help="communication query size")
-    model.add_argument("--num-comm-heads", "--num_comm_heads", type=int, default=4,
-                       help="communication heads")
-    model.add_argument("--comm-dropout", "--comm_dropout", type=float, default=0.1,
-                       help="dropout on communication attention")
-    model.add_argument("--comm-update", "--comm_update", default="gated", choices=("gated", "residual"),
-                       help="gated: bounded, as in the authors' code (default); residual: the "
-                            "paper's equation, unbounded (see rim_core.RIMCell)")
+    add_model_options(p, input_size=64, input_help="size of the learned pixel embedding")
     return p.parse_args(argv)
 
 
