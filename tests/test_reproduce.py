@@ -1,5 +1,6 @@
 """The reproduction scripts' job pool: skips finished runs, reports failed ones."""
 
+import csv
 import sys
 from pathlib import Path
 
@@ -72,3 +73,27 @@ def test_compare_runs_tells_identical_runs_from_different_ones(tmp_path):
     assert same["max_parameter_difference"] == 0.0
     assert same["test_accuracy"][0] == same["test_accuracy"][1] is not None
     assert compare_runs(tmp_path / "a", tmp_path / "c")["max_parameter_difference"] > 0.0
+
+
+def test_reproduce_copying_writes_tables_with_every_length_and_the_published_values(tmp_path, monkeypatch):
+    import reproduce_copying
+    tiny = ["--input-size", "8", "--hidden-size", "8", "--key-size-input", "8", "--query-size-input", "8",
+            "--value-size-input", "8", "--key-size-comm", "8", "--query-size-comm", "8",
+            "--value-size-comm", "8", "--num-comm-heads", "2", "--train-len", "3", "--test-lens", "3", "6",
+            "--eval-examples", "8", "--batch-size", "4", "--eval-every", "2"]
+    monkeypatch.setattr(reproduce_copying, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(sys, "argv", ["reproduce_copying.py", "--seeds", "2", "--updates", "2", "--rows",
+                                      "RIM (6,4)", "LSTM-300", "--runs-dir", str(tmp_path / "runs"), *tiny])
+    reproduce_copying.main()
+    table = (tmp_path / "results" / "copying.md").read_text()
+    assert "| RIM (6,4) | 2 | 0 |" in table
+    assert "ours T=3 | ours T=6 | published T=50 | published T=200" in table
+    assert "Budget: 2 updates" in table and "`gated` communication update" in table
+    rows = list(csv.DictReader(open(tmp_path / "results" / "copying.csv")))
+    assert {(r["model"], r["metric"], r["T"], r["n"]) for r in rows} == {
+        (m, metric, T, "2") for m in ("RIM (6,4)", "LSTM-300")
+        for metric in ("ce_all", "ce_copy", "digit_accuracy", "sequence_accuracy") for T in ("3", "6")}
+    assert (tmp_path / "results" / "copying.png").stat().st_size > 0
+    # a second invocation finds every run finished and launches none
+    jobs = reproduce_copying.make_jobs(*reproduce_copying.parse_args(sys.argv[1:]))
+    assert all(job.done.exists() for job in jobs) and reproduce_copying.run_jobs(jobs, 1) == []

@@ -1,6 +1,6 @@
 """The copying and adding tasks with RIMs: train at one length, test at longer ones.
 
-Goyal et al. 2019 (arXiv 1909.10893), section 4.1 and table 2. Copying: remember 10
+Goyal et al. 2019 (arXiv 1909.10893), section 4.1, tables 1 and 5. Copying: remember 10
 digits over a dormant span of T blanks, recall them after a marker; trained at T=50,
 tested at T=200 (and, by default, 100 and 400). Adding: output the sum of the two marked
 values of a sequence of length T; trained at 50, tested at 200.

@@ -1,0 +1,214 @@
+"""Reproduce the copying (paper table 1) and adding (table 5) results: train at T=50, test
+at longer T, for RIM (6,4), (6,3), (6,2), LSTM-300, LSTM-600 and GRU-600.
+
+Every run goes through experiments/copying/main.py; finished runs (results.json) are
+skipped and interrupted ones resumed (--loadsaved), so the script can be killed and
+restarted. Writes results/<task>.md (one table per metric), results/<task>.csv (one line
+per model, metric and length: mean, std, n) and results/<task>.png (each metric against
+the test length, mean and the seed range).
+
+    python scripts/reproduce_copying.py --seeds 3 --updates 2000 --rows "RIM (6,4)" LSTM-600 LSTM-300
+    python scripts/reproduce_copying.py --task adding --seeds 3 --updates 2000 --rows "RIM (6,4)" LSTM-600
+
+Arguments it does not know go to main.py unchanged (e.g. --test-lens 50 200).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+from reproduce_common import (
+    RESULTS,
+    Job,
+    comm_update,
+    command_line,
+    diverged,
+    hardware,
+    run_jobs,
+    run_minutes,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+MAIN = ROOT / "experiments" / "copying" / "main.py"
+# name -> main.py arguments
+ROWS = {
+    "RIM (6,4)": ["--model", "RIM", "--num-units", "6", "--k", "4"],
+    "RIM (6,3)": ["--model", "RIM", "--num-units", "6", "--k", "3"],
+    "RIM (6,2)": ["--model", "RIM", "--num-units", "6", "--k", "2"],
+    "LSTM-300": ["--model", "LSTM", "--hidden-size", "300"],
+    "LSTM-600": ["--model", "LSTM", "--hidden-size", "600"],
+    "GRU-600": ["--model", "GRU", "--hidden-size", "600"],
+}
+# Goyal et al. 2019 (not our runs): copying, table 1, the all-positions CE at T=50 / T=200;
+# adding, table 5, at T=200 (their MSE)
+PUBLISHED = {
+    "copying": {"RIM (6,4)": {50: 0.00, 200: 0.00}, "LSTM-300": {50: 0.00, 200: 4.32},
+                "LSTM-600": {50: 0.00, 200: 3.56}},
+    "adding": {"RIM (6,4)": {200: 0.0}},
+}
+METRICS = {
+    "copying": {"ce_all": "all-positions CE (official metric, blanks included)",
+                "ce_copy": "CE over the 10 copied digits (per digit)",
+                "digit_accuracy": "digit accuracy %", "sequence_accuracy": "whole-sequence accuracy %"},
+    "adding": {"mse": "MSE of the sum", "baseline_mse": "MSE of always predicting 1.0 (trivial baseline)"},
+}
+PUBLISHED_METRIC = {"copying": "ce_all", "adding": "mse"}
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
+    """The script's options, and the arguments it passes through to main.py unchanged."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", default="copying", choices=("copying", "adding"))
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per row")
+    p.add_argument("--updates", type=int, default=None,
+                   help="updates per run (default: main.py's, the authors' full budget)")
+    p.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), metavar="ROW",
+                   help=f"table rows to run (default: all of {', '.join(ROWS)})")
+    p.add_argument("--no-run", action="store_true",
+                   help="launch nothing; only write the tables and plot from the runs that finished")
+    p.add_argument("--jobs", type=int, default=None, help="runs at once (default: one per CPU core)")
+    p.add_argument("--runs-dir", type=Path, default=None, help="default: runs/reproduce_<task>")
+    p.add_argument("--name", default=None, help="results/<name>.md, .csv, .png (default: the task)")
+    args, extra = p.parse_known_args(argv)
+    args.runs_dir = args.runs_dir or ROOT / "runs" / f"reproduce_{args.task}"
+    args.name = args.name or args.task
+    return args, extra
+
+
+def make_jobs(args: argparse.Namespace, extra: list[str]) -> list[Job]:
+    budget = ["--updates", str(args.updates)] if args.updates else []
+    jobs = []
+    for row in args.rows:
+        for seed in range(args.seeds):
+            run_dir = args.runs_dir / f"{row.replace(' ', '').replace(',', '_')}_seed{seed}"
+            cmd = [sys.executable, str(MAIN), "--task", args.task, *ROWS[row], *budget, *extra,
+                   "--seed", str(seed), "--log-dir", str(run_dir)]
+            if (run_dir / "last.pt").exists():
+                cmd.append("--loadsaved")
+            jobs.append(Job(f"{row} seed {seed}", cmd, run_dir / "results.json", run_dir / "stdout.log"))
+    return jobs
+
+
+def summarise(values: list[float]) -> tuple[str, str, int]:
+    """(mean, std, n) as the CSV holds them; std is empty for a single run."""
+    if not values:
+        return "", "", 0
+    std = f"{statistics.stdev(values):.4f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.4f}", std, len(values)
+
+
+def cell(values: list[float], digits: int) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def main() -> None:
+    args, extra = parse_args()
+    jobs = make_jobs(args, extra)
+    parallel = args.jobs or os.cpu_count() or 1
+    failed = [] if args.no_run else run_jobs(jobs, parallel)
+
+    runs = {row: [json.loads(j.done.read_text()) for j in jobs if j.name.startswith(row + " seed")
+                  and j.done.exists()] for row in args.rows}
+    lengths = sorted({int(T) for rs in runs.values() for r in rs for T in r["test"]})
+    train_lens = sorted({r["train_len"] for rs in runs.values() for r in rs})
+    updates = sorted({r["updates"] for rs in runs.values() for r in rs})
+    metrics, published = METRICS[args.task], PUBLISHED[args.task]
+    tables, csv_rows = [], []
+    for metric, title in metrics.items():
+        header = ["model", "seeds", "diverged", "s / update", *(f"ours T={T}" for T in lengths)]
+        if metric == PUBLISHED_METRIC[args.task]:
+            header += [f"published T={T}" for T in sorted({T for p in published.values() for T in p})]
+        rows = []
+        for row, rs in runs.items():
+            stopped = diverged([j.done.parent for j in jobs if j.name.startswith(row + " seed")])
+            speed = cell([r["seconds_per_update"] for r in rs], 2)
+            values = {T: [r["test"][str(T)][metric] for r in rs if str(T) in r["test"]] for T in lengths}
+            digits = 1 if metric.endswith("accuracy") else 3
+            line = [row, str(len(rs)), str(stopped), speed, *(cell(values[T], digits) for T in lengths)]
+            if metric == PUBLISHED_METRIC[args.task]:
+                for T in sorted({T for p in published.values() for T in p}):
+                    value = published.get(row, {}).get(T)
+                    line.append("–" if value is None else f"{value:.2f}")
+            rows.append(line)
+            for T in lengths:
+                mean, std, n = summarise(values[T])
+                pub = published.get(row, {}).get(T) if metric == PUBLISHED_METRIC[args.task] else None
+                csv_rows.append([row, metric, T, mean, std, n, stopped, "" if pub is None else pub])
+        tables.append((title, header, rows))
+
+    what = "Copying" if args.task == "copying" else "Adding"
+    preamble = (f"# {what} task: trained at T={'/'.join(map(str, train_lens))}, tested at longer T\n\n"
+                f"Budget: {'/'.join(f'{u:,}' for u in updates)} updates of 64 sequences (the authors' "
+                f"code: {'40,000' if args.task == 'copying' else '46,800'}). Ours: mean ± std over seeds "
+                f"of the checkpoint with the best validation score at the training length (never "
+                f"a test length), each test set 1,000 fixed sequences. Published: Goyal et al. 2019, "
+                f"table {'1' if args.task == 'copying' else '5'} (not our runs). RIM rows: "
+                f"`{comm_update(extra)}` communication update; diverged: runs stopped by a NaN or "
+                f"infinite loss (not in the means); s / update: training time per update of one run "
+                f"with {max(1, (os.cpu_count() or 1) // parallel)} thread(s).\n\n"
+                f"Command: `{command_line()}`  \n"
+                f"Hardware: {hardware()}; wall time of the runs: {run_minutes(jobs):.1f} min summed, "
+                f"{parallel} at a time")
+    write_tables(args.name, preamble, tables,
+                 ["model", "metric", "T", "mean", "std", "n", "diverged", "published"], csv_rows)
+    plot(runs, lengths, metrics, published, PUBLISHED_METRIC[args.task], RESULTS / f"{args.name}.png")
+    if failed:
+        raise SystemExit(f"failed runs: {', '.join(failed)} (see their stdout.log)")
+
+
+def write_tables(name: str, preamble: str, tables: list[tuple[str, list[str], list[list[str]]]],
+                 csv_header: list[str], csv_rows: list[list]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    lines = [preamble.rstrip()]
+    for title, header, rows in tables:
+        lines += ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    with open(RESULTS / f"{name}.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(csv_header)
+        writer.writerows(csv_rows)
+    print(f"wrote {RESULTS / name}.md and .csv")
+
+
+def plot(runs: dict, lengths: list[int], metrics: dict, published: dict, published_metric: str,
+         path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4), squeeze=False)
+    for ax, (metric, title) in zip(axes[0], metrics.items()):
+        for row, rs in runs.items():
+            if not rs:
+                continue
+            values = [[r["test"][str(T)][metric] for r in rs] for T in lengths]
+            line, = ax.plot(lengths, [statistics.mean(v) for v in values], marker="o", label=f"{row} (ours)")
+            ax.fill_between(lengths, [min(v) for v in values], [max(v) for v in values],
+                            color=line.get_color(), alpha=0.2)
+            if metric == published_metric and row in published:
+                Ts = sorted(published[row])
+                ax.plot(Ts, [published[row][T] for T in Ts], ls="", marker="x", color=line.get_color(),
+                        label=f"{row} (published)")
+        ax.set_xlabel("test length T")
+        ax.set_title(title, fontsize=8)
+        ax.set_xticks(lengths)
+    axes[0, 0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
