@@ -3,9 +3,10 @@ at longer T, for RIM (6,4), (6,3), (6,2), LSTM-300, LSTM-600 and GRU-600.
 
 Every run goes through experiments/copying/main.py; finished runs (results.json) are
 skipped and interrupted ones resumed (--loadsaved), so the script can be killed and
-restarted. Writes results/<task>.md (one table per metric), results/<task>.csv (one line
-per model, metric and length: mean, std, n) and results/<task>.png (each metric against
-the test length, mean and the seed range).
+restarted; a run finished at a smaller --updates is continued to the new budget. Writes
+results/<task>.md (one table per metric), results/<task>.csv (one line per model, metric
+and length: mean, std, n) and results/<task>.png (each metric against the test length,
+mean and the seed range).
 
     python scripts/reproduce_copying.py --seeds 3 --updates 2000 --rows "RIM (6,4)" LSTM-600 LSTM-300
     python scripts/reproduce_copying.py --task adding --seeds 3 --updates 2000 --rows "RIM (6,4)" LSTM-600
@@ -89,6 +90,9 @@ def make_jobs(args: argparse.Namespace, extra: list[str]) -> list[Job]:
             run_dir = args.runs_dir / f"{row.replace(' ', '').replace(',', '_')}_seed{seed}"
             cmd = [sys.executable, str(MAIN), "--task", args.task, *ROWS[row], *budget, *extra,
                    "--seed", str(seed), "--log-dir", str(run_dir)]
+            done = run_dir / "results.json"
+            if args.updates and done.exists() and json.loads(done.read_text())["updates"] != args.updates:
+                done.unlink()  # finished at another budget: resume it to this one (main.py rewrites it)
             if (run_dir / "last.pt").exists():
                 cmd.append("--loadsaved")
             jobs.append(Job(f"{row} seed {seed}", cmd, run_dir / "results.json", run_dir / "stdout.log"))
