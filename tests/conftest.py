@@ -8,8 +8,6 @@ then ``data/mnist``) and are skipped otherwise.
 
 from __future__ import annotations
 
-import gzip
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +15,7 @@ import pytest
 
 from experiments.common import UserError
 from experiments.mnist.data import FILES, find_idx, resolve_data_dir
-
-
-def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:
-    """An IDX file of uint8 data, as MNIST's are (gzip-compressed if asked)."""
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    data = header + array.astype(np.uint8).tobytes()
-    if compress:
-        with gzip.open(path, "wb") as f:
-            f.write(data)
-    else:
-        path.write_bytes(data)
+from tests.helpers import write_idx
 
 
 def synthetic_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

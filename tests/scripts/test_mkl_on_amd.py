@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "check_mkl_on_amd.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "check_mkl_on_amd.py"
 
 
 @pytest.mark.slow

@@ -4,9 +4,9 @@ import csv
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from reproduce_common import Job, mean_std, run_jobs
 
-from reproduce_common import Job, mean_std, run_jobs  # noqa: E402
+from tests.helpers import MNIST_TINY
 
 
 def job(tmp_path: Path, name: str, code: str) -> Job:
@@ -66,9 +66,8 @@ def test_compare_runs_tells_identical_runs_from_different_ones(tmp_path):
     from compare_runs import compare_runs
 
     from experiments.mnist.main import main
-    from tests.test_mnist import TINY
     for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
-        main([*TINY, "--epochs", "1", "--seed", seed, "--log_dir", str(tmp_path / name)])
+        main([*MNIST_TINY, "--epochs", "1", "--seed", seed, "--log_dir", str(tmp_path / name)])
     same = compare_runs(tmp_path / "a", tmp_path / "b")
     assert same["max_parameter_difference"] == 0.0
     assert same["test_accuracy"][0] == same["test_accuracy"][1] is not None

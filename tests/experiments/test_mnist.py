@@ -16,13 +16,8 @@ from experiments.mnist.data import (
 )
 from experiments.mnist.main import main
 from experiments.mnist.model import SequenceClassifier
-from tests.conftest import write_idx
-
-TINY = ["--train_examples", "192", "--eval_examples", "64", "--batch_size", "32", "--input_size", "8",
-        "--hidden_size", "12", "--num_units", "4", "--k", "2", "--key_size_input", "8",
-        "--query_size_input", "8", "--value_size_input", "16", "--key_size_comm", "8",
-        "--query_size_comm", "8", "--value_size_comm", "8", "--num_comm_heads", "2",
-        "--size", "6", "--test_sizes", "7", "9"]
+from tests.helpers import MNIST_TINY as TINY
+from tests.helpers import write_idx
 
 
 @pytest.mark.parametrize("compress", [False, True])

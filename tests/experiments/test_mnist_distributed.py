@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from experiments.common import load_checkpoint
-from tests.test_mnist import TINY
+from tests.helpers import MNIST_TINY
 
-MAIN = Path(__file__).resolve().parents[1] / "experiments" / "mnist" / "main.py"
+MAIN = Path(__file__).resolve().parents[2] / "experiments" / "mnist" / "main.py"
 # dropout off: each process draws its own dropout noise, which one process cannot match
-ARGS = [*TINY, "--epochs", "2", "--input_dropout", "0", "--comm_dropout", "0"]
+ARGS = [*MNIST_TINY, "--epochs", "2", "--input_dropout", "0", "--comm_dropout", "0"]
 
 
 def run(log_dir: Path, nproc: int) -> None:

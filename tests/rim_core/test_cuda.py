@@ -1,6 +1,6 @@
 """On a GPU: CUDA computes what the CPU computes, and the compiled step and a CUDA-graph
 replay compute what the eager step does (the checks of scripts/check_cuda.py, for pytest).
-Skipped where no CUDA device is available; run ``pytest tests/test_cuda.py`` on a GPU."""
+Skipped where no CUDA device is available; run ``pytest tests/rim_core/test_cuda.py`` on a GPU."""
 
 import copy
 

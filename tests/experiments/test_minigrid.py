@@ -22,7 +22,7 @@ from experiments.minigrid.envs import env_seeds, make_env, preprocess_obss
 from experiments.minigrid.model import ACModel, ModelConfig, pack_memory, unpack_memory
 from experiments.minigrid.storage import TrainingLog, save_status
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENV = "MiniGrid-Empty-5x5-v0"
 FRAMES_PER_UPDATE = 16  # 2 procs x 8 frames
 

@@ -1,16 +1,11 @@
 """scripts/gemm_throughput.py: the two backends compute the same products, and the
 training-step count includes every product of the forward and backward passes."""
 
-import sys
-from pathlib import Path
 
 import torch
+from gemm_throughput import LSTMCellLoop, onednn_linear, products, training_step_macs
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-
-from gemm_throughput import LSTMCellLoop, onednn_linear, products, training_step_macs  # noqa: E402
-
-from rim_core import RIMCell  # noqa: E402
+from rim_core import RIMCell
 
 
 def test_onednn_and_mkl_compute_the_same_products():
