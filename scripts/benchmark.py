@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from experiments.common import cpu_name
+from experiments.common import cpu_name, environment_info
 from rim_core import RIM, GroupLSTMCell, RIMCell
 
 
@@ -214,8 +214,8 @@ def main() -> None:
     parser.add_argument("--devices", nargs="+", choices=["cpu", "cuda"], default=None,
                         help="devices to time (default: cpu, and cuda if available)")
     parser.add_argument("--quick", action="store_true", help="3 repeats, T=50, units 2 8 32")
-    parser.add_argument("--out", type=Path, default=Path("results/benchmark"),
-                        help="writes OUT.json and OUT.png")
+    parser.add_argument("--out", type=Path, default=Path("runs/benchmark"),
+                        help="writes OUT.json and OUT.png (results/ holds the committed ones)")
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.seq_len, args.units = 3, 50, [2, 8, 32]
@@ -246,7 +246,7 @@ def main() -> None:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(torch=torch.__version__, host=host, seq_len=args.seq_len, batch=args.batch,
-                repeats=args.repeats)
+                repeats=args.repeats, environment=environment_info())
     args.out.with_suffix(".json").write_text(json.dumps(dict(meta=meta, layers=layer_rows,
                                                              units=unit_rows), indent=2))
     plot(layer_rows, unit_rows, args.out.with_suffix(".png"))

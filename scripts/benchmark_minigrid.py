@@ -85,7 +85,7 @@ def main() -> None:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"args": vars(args), "results": results, "rim_over_lstm": ratio,
-                       "environment": {k: str(v) for k, v in environment_info().items()}}, f, indent=2)
+                       "environment": environment_info()}, f, indent=2)
 
 
 if __name__ == "__main__":

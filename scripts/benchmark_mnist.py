@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from experiments.common import cpu_name
+from experiments.common import cpu_name, environment_info
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = ROOT / "experiments" / "mnist" / "main.py"
@@ -119,7 +119,8 @@ def main() -> None:
     p.add_argument("--compile", action="store_true", help="also measure the compiled RIM step")
     p.add_argument("--ddp", action="store_true", help="also measure torchrun with 1 and 2 CPU processes")
     p.add_argument("--ddp-examples", type=int, default=1280, help="training digits per torchrun run")
-    p.add_argument("--out", type=Path, default=Path("results/benchmark_mnist.json"))
+    p.add_argument("--out", type=Path, default=Path("runs/benchmark_mnist.json"),
+                   help="(results/ holds the committed ones)")
     p.add_argument("--single", nargs=4, metavar=("MODEL", "DEVICE", "AMP", "COMPILE"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.single:  # child process: one measurement, printed as JSON
@@ -147,7 +148,8 @@ def main() -> None:
         print(f"{r['model']:5} {str(r['amp']):5} {str(r['compile']):7} {r['seconds_per_batch']:8.3f} "
               f"{r['sequences_per_second']:7.1f} {r['epoch_seconds_extrapolated']:18.0f} "
               f"{r['eval_24x24_test_set_seconds_extrapolated']:23.0f} {r['peak_rss_mib']:13.0f}")
-    result = {"torch": torch.__version__, "cpu_cores": os.cpu_count(), "cpu": cpu_name(), "rows": rows}
+    result = {"torch": torch.__version__, "cpu_cores": os.cpu_count(), "cpu": cpu_name(), "rows": rows,
+              "environment": environment_info()}
     if args.ddp:
         result["ddp_cpu_sequences_per_second"] = {n: ddp_throughput(n, args.ddp_examples) for n in (1, 2)}
         print("torchrun on CPU (gloo), RIM defaults, global batch 64: "

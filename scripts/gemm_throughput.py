@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from experiments.common import cpu_name
+from experiments.common import cpu_name, environment_info
 from rim_core import RIM, RIMCell
 
 SEQ_LEN, BATCH = 196, 64  # benchmark.py's shapes: one 14x14 sequential-MNIST batch
@@ -107,8 +107,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=None,
                         help="thread counts to time (default: 1 and all)")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per figure (median)")
-    parser.add_argument("--out", type=Path, default=Path("results/gemm_throughput"),
-                        help="writes OUT.json")
+    parser.add_argument("--out", type=Path, default=Path("runs/gemm_throughput"),
+                        help="writes OUT.json (results/ holds the committed ones)")
     args = parser.parse_args()
     if not torch.backends.mkldnn.is_available():
         parser.error("this PyTorch build has no oneDNN (mkldnn); nothing to compare")
@@ -138,8 +138,8 @@ def main() -> None:
           f"(RIM / nn.LSTM = {macs['RIM'] / macs['nn.LSTM']:.2f})")
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = dict(torch=torch.__version__, host=cpu_name(),
-                seq_len=SEQ_LEN, batch=BATCH, repeats=args.repeats)
+    meta = dict(torch=torch.__version__, host=cpu_name(), seq_len=SEQ_LEN, batch=BATCH, repeats=args.repeats,
+                environment=environment_info())
     args.out.with_suffix(".json").write_text(json.dumps(
         dict(meta=meta, training_step_macs=macs, throughput=rows), indent=2))
     print(f"wrote {args.out.with_suffix('.json')}")
