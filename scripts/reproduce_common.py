@@ -105,15 +105,33 @@ def hardware() -> str:
     return f"{os.cpu_count()} CPU cores ({cpu_name()})"
 
 
-def write_table(name: str, header: list[str], rows: list[list[str]], preamble: str) -> None:
-    """results/<name>.md (with the preamble) and results/<name>.csv."""
+Cell = str | float | list[float]  # text, one number (published), or one value per seed
+
+
+def write_table(name: str, header: list[str], rows: list[list[Cell]], preamble: str) -> None:
+    """results/<name>.md (with the preamble; seed lists as mean ± std) and results/<name>.csv,
+    which holds numbers only: one line per model and column, with mean, std, n and the
+    values of the seeds."""
     RESULTS.mkdir(exist_ok=True)
-    lines = [preamble.rstrip(), "", "| " + " | ".join(header) + " |",
-             "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+
+    def shown(cell: Cell) -> str:
+        if isinstance(cell, list):
+            return mean_std(cell)
+        return f"{cell:.2f}" if isinstance(cell, float) else cell
+
+    lines = [preamble.rstrip(), "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(shown(c) for c in r) + " |" for r in rows]
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     with open(RESULTS / f"{name}.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerow(["model", "column", "mean", "std", "n", "values"])
+        for row in rows:
+            for column, cell in zip(header[1:], row[1:]):
+                if isinstance(cell, list):
+                    std = f"{statistics.stdev(cell):.4f}" if len(cell) > 1 else ""
+                    mean = f"{statistics.mean(cell):.4f}" if cell else ""
+                    values = " ".join(f"{v:.4f}" for v in cell)
+                    writer.writerow([row[0], column, mean, std, len(cell), values])
+                elif cell not in ("", "–"):
+                    writer.writerow([row[0], column, cell, "", "", ""])
     print(f"wrote {RESULTS / name}.md and .csv")

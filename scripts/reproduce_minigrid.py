@@ -27,7 +27,6 @@ from reproduce_common import (
     command_line,
     diverged,
     hardware,
-    mean_std,
     run_jobs,
     run_minutes,
     write_table,
@@ -107,10 +106,10 @@ def main() -> None:
         for env in task["evaluate"]:
             returns = [json.loads((j.done.parent / f"eval_{short(env)}.json").read_text())["return_mean"]
                        for j in done]
-            cells.append(mean_std(returns))
+            cells.append(returns)
         stopped = diverged([j.done.parent for (r, _), j in jobs.items() if r == row])
         table.append([row, str(len(done)), str(stopped), *cells,
-                      *(f"{v:.2f}" for v in task["published"][row])])
+                      *(float(v) for v in task["published"][row])])
         curves[row] = [read_curve(j.done.parent / "log.csv") for j in done]
     header = ["model", "seeds", "diverged", *(f"ours {short(e)}" for e in task["evaluate"]),
               *(f"published {short(e)}" for e in task["evaluate"])]

@@ -25,7 +25,6 @@ from reproduce_common import (
     command_line,
     diverged,
     hardware,
-    mean_std,
     run_jobs,
     run_minutes,
     write_table,
@@ -103,8 +102,8 @@ def main() -> None:
         accs = {s: [r["test_accuracy"][f"{s}x{s}"] for r in runs] for s in (14, *SIZES)}
         curves[row] = accs
         stopped = diverged([j.done.parent for j in jobs if j.name.startswith(row)])
-        table.append([row, str(len(runs)), str(stopped), mean_std(accs[14])]
-                     + [mean_std(accs[s]) for s in SIZES]
+        table.append([row, str(len(runs)), str(stopped), accs[14]]
+                     + [accs[s] for s in SIZES]
                      + [f"{v:.1f}" for v in ROWS[row][1]])
     header = ["model", "seeds", "diverged", "ours 14x14", *(f"ours {s}x{s}" for s in SIZES),
               *(f"published {s}x{s}" for s in SIZES)]

@@ -96,3 +96,18 @@ def test_reproduce_copying_writes_tables_with_every_length_and_the_published_val
     # a second invocation finds every run finished and launches none
     jobs = reproduce_copying.make_jobs(*reproduce_copying.parse_args(sys.argv[1:]))
     assert all(job.done.exists() for job in jobs) and reproduce_copying.run_jobs(jobs, 1) == []
+
+
+def test_tables_show_mean_and_std_and_their_csv_holds_numbers_only(tmp_path, monkeypatch):
+    import reproduce_common
+    monkeypatch.setattr(reproduce_common, "RESULTS", tmp_path)
+    reproduce_common.write_table("t", ["model", "seeds", "ours", "published"],
+                                 [["RIM", "2", [0.5, 0.7], 0.9], ["LSTM", "1", [0.25], "–"]], "# T")
+    assert "| RIM | 2 | 0.60 ± 0.14 | 0.90 |" in (tmp_path / "t.md").read_text()
+    rows = {(r["model"], r["column"]): r for r in csv.DictReader(open(tmp_path / "t.csv"))}
+    assert rows["RIM", "ours"] == {"model": "RIM", "column": "ours", "mean": "0.6000", "std": "0.1414",
+                                   "n": "2", "values": "0.5000 0.7000"}
+    assert rows["LSTM", "ours"]["std"] == "" and rows["RIM", "published"]["mean"] == "0.9"
+    assert ("LSTM", "published") not in rows  # no number, no line
+    for row in rows.values():
+        float(row["mean"])
