@@ -23,20 +23,20 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) scripts/benchmark.py
+	$(PY) scripts/benchmarks/benchmark.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
 
 bench-mnist: $(STAMP)
-	$(PY) scripts/benchmark_mnist.py --ddp
+	$(PY) scripts/benchmarks/benchmark_mnist.py --ddp
 
 bench-minigrid: $(STAMP)
-	$(PY) scripts/benchmark_minigrid.py
+	$(PY) scripts/benchmarks/benchmark_minigrid.py
 
-# Opt-in, for AMD CPUs: see scripts/mkl_on_amd.c and the README's Speed section.
+# Opt-in, for AMD CPUs: see scripts/contrib/mkl_on_amd.c and docs/performance.md.
 mkl-on-amd: build/libmkl_on_amd.so
 
-build/libmkl_on_amd.so: scripts/mkl_on_amd.c
+build/libmkl_on_amd.so: scripts/contrib/mkl_on_amd.c
 	mkdir -p build
 	$(CC) -shared -fPIC -O2 -o $@ $<

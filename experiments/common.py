@@ -190,7 +190,7 @@ def set_rng_state(state: dict) -> None:
 def cpu_name() -> str:
     """The CPU's model name where Linux gives one, else the architecture, and the libraries
     LD_PRELOAD asks for: the same step's speed, and even which matrix library is faster,
-    differ between CPUs, and build/libmkl_on_amd.so changes MKL's (see README)."""
+    differ between CPUs, and build/libmkl_on_amd.so changes MKL's (see docs/performance.md)."""
     name = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()

@@ -133,7 +133,7 @@ class RIM(nn.Module):
         """Compile every cell's :meth:`RIMCell.step` with ``torch.compile`` (returns self).
 
         The step is compiled, not the whole sequence, so compile time does not grow with
-        the sequence length. See the README's speed section for when this pays off.
+        the sequence length. See docs/performance.md for when this pays off.
         """
         for cell in self.cells:
             cell.compile_step(**compile_kwargs)

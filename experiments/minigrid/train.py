@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                               "(default: 10, 0: only at the end)")
     general.add_argument("--threads", type=int, default=1,
                          help="torch threads (default: 1; the environment workers need the other cores, "
-                              "see the README)")
+                              "see experiments/minigrid/README.md)")
     general.add_argument("--no-progress", dest="progress", action="store_false",
                          help="no progress bar and no log lines on the terminal")
 

@@ -2,7 +2,7 @@
 
 On a GPU at batch 64 the RIM is bound by kernel launches, not arithmetic: ~180 small
 kernels per time step, ~35k per batch. Replaying them from a graph skips the launch
-overhead (9x faster on an H200, see the README) and computes bit-identical values.
+overhead (9x faster on an H200, see docs/performance.md) and computes bit-identical values.
 
 The optimiser step stays outside the graph. Each replay writes the gradients into the
 same ``.grad`` tensors, so nothing may set them to ``None`` afterwards: eager batches

@@ -70,13 +70,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="DataLoader worker processes")
     run.add_argument("--amp", action="store_true",
                      help="mixed precision on CUDA: bf16 autocast (fp16 + loss scaling without bf16)")
-    run.add_argument("--compile", action="store_true", help="torch.compile the RIM step (see README)")
+    run.add_argument("--compile", action="store_true",
+                     help="torch.compile the RIM step (see docs/performance.md)")
     run.add_argument("--cuda-graph", "--cuda_graph", action="store_true",
                      help="replay each training batch's forward + backward from one CUDA graph "
-                          "(needs --cuda; much faster for the RIM, see README)")
+                          "(needs --cuda; much faster for the RIM, see docs/performance.md)")
     run.add_argument("--deterministic", action="store_true",
                      help="deterministic GPU kernels, so that reruns and resumed runs are "
-                          "bit-identical on a GPU too (about 13%% slower there; see README)")
+                          "bit-identical on a GPU too (about 13%% slower there; see docs/reproducibility.md)")
 
     data = p.add_argument_group("data")
     data.add_argument("--data-dir", "--data_dir", type=Path, default=None,

@@ -1,5 +1,5 @@
 """On a GPU: CUDA computes what the CPU computes, and the compiled step and a CUDA-graph
-replay compute what the eager step does (the checks of scripts/check_cuda.py, for pytest).
+replay compute what the eager step does (the checks of scripts/benchmarks/check_cuda.py, for pytest).
 Skipped where no CUDA device is available; run ``pytest tests/rim_core/test_cuda.py`` on a GPU."""
 
 import copy

@@ -1,4 +1,4 @@
-"""scripts/gemm_throughput.py: the two backends compute the same products, and the
+"""scripts/benchmarks/gemm_throughput.py: the two backends compute the same products, and the
 training-step count includes every product of the forward and backward passes."""
 
 

@@ -1,4 +1,4 @@
-"""scripts/check_mkl_on_amd.py: a missing library is a one-line error, not a traceback."""
+"""scripts/contrib/check_mkl_on_amd.py: a missing library is a one-line error, not a traceback."""
 
 import subprocess
 import sys
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "check_mkl_on_amd.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "contrib" / "check_mkl_on_amd.py"
 
 
 @pytest.mark.slow

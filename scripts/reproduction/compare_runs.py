@@ -1,8 +1,8 @@
 """Compare two sequential-MNIST runs: their final parameters (last.pt) and test accuracy.
 
-For example a resumed run against an uninterrupted one (the README's resume figures):
+For example a resumed run against an uninterrupted one (the resume figures in docs/reproducibility.md):
 
-    python scripts/compare_runs.py runs/straight runs/resumed
+    python scripts/reproduction/compare_runs.py runs/straight runs/resumed
 """
 
 from __future__ import annotations

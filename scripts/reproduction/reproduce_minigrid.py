@@ -6,8 +6,8 @@ experiments/minigrid/train.py and evaluate.py; a run whose evaluations exist is 
 and an interrupted one resumes from its status.pt, so the script can be killed and restarted.
 Writes results/minigrid_task<N>.md, .csv and .png (learning curves with seed bands).
 
-    python scripts/reproduce_minigrid.py --task 1 --seeds 3
-    python scripts/reproduce_minigrid.py --task 3 --seeds 3 --frames-scale 0.25   # reduced
+    python scripts/reproduction/reproduce_minigrid.py --task 1 --seeds 3
+    python scripts/reproduction/reproduce_minigrid.py --task 3 --seeds 3 --frames-scale 0.25   # reduced
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from reproduce_common import (
     write_table,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TRAIN = ROOT / "experiments" / "minigrid" / "train.py"
 EVALUATE = ROOT / "experiments" / "minigrid" / "evaluate.py"
 ROWS = {

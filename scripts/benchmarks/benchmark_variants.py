@@ -4,12 +4,12 @@
 2. A packed batch (``PackedSequence``) whose lengths are drawn uniformly from [T/2, T]
    against a padded batch of length T.
 
-Shapes as in scripts/benchmark.py: ``RIM(64, 100, num_units=6, k=4)`` on (T=196, B=64, 64).
+Shapes as in scripts/benchmarks/benchmark.py: ``RIM(64, 100, num_units=6, k=4)`` on (T=196, B=64, 64).
 The two variants of each pair are timed in alternation, so that a load that comes and
 goes on the machine affects both; every figure is the median of ``--repeats`` runs.
 
-    python scripts/benchmark_variants.py                       # writes runs/benchmark_variants.json
-    python scripts/benchmark_variants.py --out results/benchmark_variants.json
+    python scripts/benchmarks/benchmark_variants.py          # writes runs/benchmark_variants.json
+    python scripts/benchmarks/benchmark_variants.py --out results/benchmark_variants.json
 """
 
 from __future__ import annotations

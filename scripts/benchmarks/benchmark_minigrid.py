@@ -6,8 +6,8 @@ first, then timed in alternating rounds of --updates updates each, so a change i
 machine's load hits both alike. Reports the median over rounds of the frames per second
 of whole updates (collection + optimisation), and of each part.
 
-    python scripts/benchmark_minigrid.py                  # 16 procs, 5 rounds of 3 updates
-    python scripts/benchmark_minigrid.py --rounds 2 --updates 1 --procs 4   # quick look
+    python scripts/benchmarks/benchmark_minigrid.py                  # 16 procs, 5 rounds of 3 updates
+    python scripts/benchmarks/benchmark_minigrid.py --rounds 2 --updates 1 --procs 4   # quick look
 """
 
 from __future__ import annotations

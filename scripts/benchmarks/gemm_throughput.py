@@ -5,10 +5,10 @@ On x86 CPUs, PyTorch's float32 ``mm``/``bmm`` (every product of the RIM) calls M
 backends, in multiply-adds per second. oneDNN is reached through
 ``torch.ops.mkldnn._linear_pointwise``, a private operator used here only to measure. It
 also counts the multiply-adds of one training step (forward + backward) of the RIM and of
-``nn.LSTM`` with ``scripts/benchmark.py``'s shapes (``torch.utils.flop_counter``).
+``nn.LSTM`` with ``scripts/benchmarks/benchmark.py``'s shapes (``torch.utils.flop_counter``).
 
-    python scripts/gemm_throughput.py                  # 1 thread, then all threads
-    python scripts/gemm_throughput.py --threads 2 --out results/gemm_throughput
+    python scripts/benchmarks/gemm_throughput.py                  # 1 thread, then all threads
+    python scripts/benchmarks/gemm_throughput.py --threads 2 --out results/gemm_throughput
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Check the opt-in MKL library for AMD CPUs (``scripts/mkl_on_amd.c``): same results, faster.
+"""Check the opt-in MKL library for AMD CPUs (``scripts/contrib/mkl_on_amd.c``): same results, faster.
 
 Runs one float32 RIM training step (the benchmark's shapes, dropout off) and times MKL's
 ``bmm`` on the RIM's communication product in two child processes, one with
@@ -6,7 +6,7 @@ Runs one float32 RIM training step (the benchmark's shapes, dropout off) and tim
 and the largest difference in the step's outputs and gradients. (MKL_VERBOSE's banner is
 no guide here: it names the generic path either way.)
 
-    make mkl-on-amd && python scripts/check_mkl_on_amd.py
+    make mkl-on-amd && python scripts/contrib/check_mkl_on_amd.py
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 from experiments.common import UserError, cli_main, preloaded_libraries
 from rim_core import RIM
 
-LIBRARY = Path(__file__).resolve().parents[1] / "build" / "libmkl_on_amd.so"
+LIBRARY = Path(__file__).resolve().parents[2] / "build" / "libmkl_on_amd.so"
 
 
 def child(out: Path, library: Path) -> None:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "results"
 
 
 @dataclass
@@ -96,7 +96,9 @@ def comm_update(extra: list[str]) -> str:
 def command_line() -> str:
     """How this script was invoked, for the table (``--no-run`` does not change the results)."""
     args = [a for a in sys.argv[1:] if a != "--no-run"]
-    return shlex.join(["python", f"scripts/{Path(sys.argv[0]).name}", *args])
+    script = Path(sys.argv[0]).resolve()
+    shown = script.relative_to(RESULTS.parent) if script.is_relative_to(RESULTS.parent) else script
+    return shlex.join(["python", str(shown), *args])
 
 
 def hardware() -> str:

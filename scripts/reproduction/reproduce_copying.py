@@ -8,8 +8,10 @@ results/<task>.md (one table per metric), results/<task>.csv (one line per model
 and length: mean, std, n) and results/<task>.png (each metric against the test length,
 mean and the seed range).
 
-    python scripts/reproduce_copying.py --seeds 3 --updates 2000 --rows "RIM (6,4)" LSTM-600 LSTM-300
-    python scripts/reproduce_copying.py --task adding --seeds 3 --updates 2000 --rows "RIM (6,4)" LSTM-600
+    python scripts/reproduction/reproduce_copying.py --seeds 3 --updates 2000 \
+        --rows "RIM (6,4)" LSTM-600 LSTM-300
+    python scripts/reproduction/reproduce_copying.py --task adding --seeds 3 --updates 2000 \
+        --rows "RIM (6,4)" LSTM-600
 
 Arguments it does not know go to main.py unchanged (e.g. --test-lens 50 200).
 """
@@ -35,7 +37,7 @@ from reproduce_common import (
     run_minutes,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MAIN = ROOT / "experiments" / "copying" / "main.py"
 # name -> main.py arguments
 ROWS = {

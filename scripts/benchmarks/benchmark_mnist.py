@@ -1,6 +1,6 @@
 """Sequential-MNIST training speed and memory at the default settings (main.py's defaults).
 
-Measures a fraction of an epoch and extrapolates, as the README says:
+Measures a fraction of an epoch and extrapolates, as docs/performance.md says:
 
 * seconds per training batch (batch 64, 14x14 = 196 steps), median of ``--batches``
   batches after 2 warm-up batches, times the 860 batches of an epoch over 55,000 digits;
@@ -10,9 +10,9 @@ Measures a fraction of an epoch and extrapolates, as the README says:
 With ``--ddp``, also the training throughput (sequences/s) of main.py under
 ``torchrun --nproc_per_node=1`` and ``=2`` on CPU (gloo), on the same global batch.
 
-    python scripts/benchmark_mnist.py                 # RIM and LSTM-600 on CPU
-    python scripts/benchmark_mnist.py --ddp           # plus 1 vs 2 processes
-    python scripts/benchmark_mnist.py --cuda --amp --compile   # on a GPU
+    python scripts/benchmarks/benchmark_mnist.py                 # RIM and LSTM-600 on CPU
+    python scripts/benchmarks/benchmark_mnist.py --ddp           # plus 1 vs 2 processes
+    python scripts/benchmarks/benchmark_mnist.py --cuda --amp --compile   # on a GPU
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from experiments.common import cpu_name, environment_info
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MAIN = ROOT / "experiments" / "mnist" / "main.py"
 
 

@@ -5,8 +5,8 @@ Every run goes through experiments/mnist/main.py; finished runs (results.json) a
 and interrupted ones resumed (--loadsaved), so the script can be killed and restarted.
 Writes results/mnist.md, results/mnist.csv and results/mnist.png.
 
-    python scripts/reproduce_mnist.py --seeds 3                       # full protocol (GPU: add --cuda)
-    python scripts/reproduce_mnist.py --epochs 3 --train-limit 5000 --eval-limit 2000   # reduced, CPU
+    python scripts/reproduction/reproduce_mnist.py --seeds 3          # full protocol (GPU: add --cuda)
+    python scripts/reproduction/reproduce_mnist.py --epochs 3 --train-limit 5000 --eval-limit 2000  # reduced
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from reproduce_common import (
     write_table,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MAIN = ROOT / "experiments" / "mnist" / "main.py"
 SIZES = (16, 19, 24)
 # name -> (main.py arguments, published accuracy % at 16/19/24, Goyal et al. 2019 table 1)

@@ -12,7 +12,7 @@ The test suite runs on the CPU only (CI has no GPU); run this on a machine with 
 
 Prints one line per check and exits non-zero if any fails.
 
-    python scripts/check_cuda.py
+    python scripts/benchmarks/check_cuda.py
 """
 
 from __future__ import annotations

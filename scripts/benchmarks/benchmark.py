@@ -12,10 +12,10 @@
 Every figure is the median of ``--repeats`` timed runs after warm-up. Prints a table,
 writes ``<out>.json`` and a plot ``<out>.png``.
 
-    python scripts/benchmark.py                 # full benchmark, CPU (and CUDA if present)
-    python scripts/benchmark.py --quick         # a smaller, faster run
-    python scripts/benchmark.py --compile       # also time the torch.compile'd RIM step
-    python scripts/benchmark.py --devices cuda --compile --out results/benchmark_cuda   # GPU only
+    python scripts/benchmarks/benchmark.py                 # full benchmark, CPU (and CUDA if present)
+    python scripts/benchmarks/benchmark.py --quick         # a smaller, faster run
+    python scripts/benchmarks/benchmark.py --compile       # also time the torch.compile'd RIM step
+    python scripts/benchmarks/benchmark.py --devices cuda --compile --out results/benchmark_cuda   # GPU only
 """
 
 from __future__ import annotations
