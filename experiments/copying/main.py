@@ -168,7 +168,8 @@ def evaluate(model: TaskModel, task: Task, data: tuple[torch.Tensor, torch.Tenso
             steps[phase] = steps.get(phase, 0) + where.sum().item()
     result = scores.result()
     if active:
-        result["activation_rate"] = {p: (active[p] / max(steps[p], 1)).tolist() for p in active}
+        result["activation_rate"] = {p: [round(r, 4) for r in (active[p] / max(steps[p], 1)).tolist()]
+                                     for p in active}
     return result
 
 
