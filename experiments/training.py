@@ -93,6 +93,12 @@ def exit_interrupted(err: KeyboardInterrupt, saved: Path | None) -> SystemExit:
     return SystemExit(EXIT_CODES.get(signum, 130))
 
 
+def saved_args(log_dir: str | Path) -> dict:
+    """The arguments a run directory's config.json records ({} where there is none)."""
+    path = Path(log_dir) / "config.json"
+    return json.loads(path.read_text())["args"] if path.is_file() else {}
+
+
 def check_resumable(args: argparse.Namespace, saved: dict, options: tuple[str, ...],
                     saved_defaults: dict | None = None) -> None:
     """One-line errors when ``--loadsaved`` would continue a run under different options.

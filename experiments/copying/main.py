@@ -26,7 +26,6 @@ for a RIM on copying, activations.png (which units were active at each step).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
@@ -52,6 +51,7 @@ from experiments.training import (
     check_resumable,
     clipped_step,
     exit_interrupted,
+    saved_args,
     signals_held_back,
     stop_on_signals,
 )
@@ -220,8 +220,7 @@ def train(args: argparse.Namespace, task: Task, device: torch.device) -> None:
                 "train_seconds": 0.0}
     run = Checkpoints(log_dir, {"model": model, "optimizer": optimizer}, progress, config)
     if args.loadsaved:
-        config_path = log_dir / "config.json"
-        saved = json.loads(config_path.read_text())["args"] if config_path.is_file() else {}
+        saved = saved_args(log_dir)
         check_resumable(args, saved, RESUME_OPTIONS, SAVED_DEFAULTS)
         run.resume(device)
         print(f"resumed {run.last} at update {progress['step']}")

@@ -17,7 +17,6 @@ The run directory gets TensorBoard events, config.json, last.pt, best.pt and res
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -47,6 +46,7 @@ from experiments.training import (
     check_resumable,
     clipped_step,
     exit_interrupted,
+    saved_args,
     signals_held_back,
     stop_on_signals,
 )
@@ -174,8 +174,7 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
                       write=ctx.is_main)
     seed_everything(args.seed + ctx.rank)  # but different dropout noise in each process
     if args.loadsaved:
-        config_path = log_dir / "config.json"
-        saved = json.loads(config_path.read_text())["args"] if config_path.is_file() else {}
+        saved = saved_args(log_dir)
         check_resumable(args, saved, RESUME_OPTIONS, SAVED_DEFAULTS)
         check_deterministic(args, saved)
         run.resume(ctx.device, ctx.rank, ctx.world_size)
