@@ -68,12 +68,17 @@ def run_minutes(jobs: list[Job]) -> float:
     return sum(float(j.seconds_file.read_text()) for j in jobs if j.seconds_file.exists()) / 60
 
 
-def mean_std(values: list[float]) -> str:
+def mean_std(values: list[float], digits: int = 2) -> str:
     if not values:
         return "–"
     if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def run_name(row: str, seed: int) -> str:
+    """A table row and seed as a folder name: "RIM (6,4)", 0 -> "RIM(6_4)_seed0"."""
+    return f"{row.replace(' ', '').replace(',', '_')}_seed{seed}"
 
 
 def diverged(run_dirs: list[Path]) -> int:

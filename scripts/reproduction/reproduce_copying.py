@@ -33,8 +33,10 @@ from reproduce_common import (
     command_line,
     diverged,
     hardware,
+    mean_std,
     run_jobs,
     run_minutes,
+    run_name,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +91,7 @@ def make_jobs(args: argparse.Namespace, extra: list[str]) -> list[Job]:
     jobs = []
     for row in args.rows:
         for seed in range(args.seeds):
-            run_dir = args.runs_dir / f"{row.replace(' ', '').replace(',', '_')}_seed{seed}"
+            run_dir = args.runs_dir / run_name(row, seed)
             cmd = [sys.executable, str(MAIN), "--task", args.task, *ROWS[row], *budget, *extra,
                    "--seed", str(seed), "--log-dir", str(run_dir)]
             done = run_dir / "results.json"
@@ -107,14 +109,6 @@ def summarise(values: list[float]) -> tuple[str, str, int]:
         return "", "", 0
     std = f"{statistics.stdev(values):.4f}" if len(values) > 1 else ""
     return f"{statistics.mean(values):.4f}", std, len(values)
-
-
-def cell(values: list[float], digits: int) -> str:
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def main() -> None:
@@ -137,10 +131,10 @@ def main() -> None:
         rows = []
         for row, rs in runs.items():
             stopped = diverged([j.done.parent for j in jobs if j.name.startswith(row + " seed")])
-            speed = cell([r["seconds_per_update"] for r in rs], 2)
+            speed = mean_std([r["seconds_per_update"] for r in rs])
             values = {T: [r["test"][str(T)][metric] for r in rs if str(T) in r["test"]] for T in lengths}
             digits = 1 if metric.endswith("accuracy") else 3
-            line = [row, str(len(rs)), str(stopped), speed, *(cell(values[T], digits) for T in lengths)]
+            line = [row, str(len(rs)), str(stopped), speed, *(mean_std(values[T], digits) for T in lengths)]
             if metric == PUBLISHED_METRIC[args.task]:
                 for T in sorted({T for p in published.values() for T in p}):
                     value = published.get(row, {}).get(T)

@@ -29,6 +29,7 @@ from reproduce_common import (
     hardware,
     run_jobs,
     run_minutes,
+    run_name,
     write_table,
 )
 
@@ -83,7 +84,7 @@ def main() -> None:
     jobs = {}
     for row in args.rows:
         for seed in range(1, args.seeds + 1):
-            name = f"task{args.task}_{row.replace(' ', '').replace(',', '_')}_seed{seed}_f{frames}"
+            name = f"task{args.task}_{run_name(row, seed)}_f{frames}"
             model_dir = args.storage / name
             steps = [[sys.executable, str(TRAIN), "--algo", "ppo", "--env", task["train"], "--model", name,
                       "--storage", str(args.storage), "--frames", str(frames), "--seed", str(seed),

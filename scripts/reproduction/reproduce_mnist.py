@@ -27,6 +27,7 @@ from reproduce_common import (
     hardware,
     run_jobs,
     run_minutes,
+    run_name,
     write_table,
 )
 
@@ -80,7 +81,7 @@ def make_jobs(args: argparse.Namespace, extra: list[str]) -> tuple[list[Job], li
     jobs = []
     for row in args.rows:
         for seed in range(args.seeds):
-            run_dir = args.runs_dir / f"{row.replace(' ', '').replace(',', '_')}_seed{seed}"
+            run_dir = args.runs_dir / run_name(row, seed)
             graph = ["--cuda_graph"] if args.cuda and not args.no_cuda_graph and row.startswith("RIM") else []
             cmd = [sys.executable, str(MAIN), *ROWS[row][0], *graph, *common, "--seed", str(seed),
                    "--log_dir", str(run_dir)]
