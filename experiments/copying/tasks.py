@@ -15,7 +15,6 @@ identical across models and seeds.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -163,8 +162,3 @@ TASKS = {
     "adding": Task("adding", adding_batch, _adding_loss, AddingScores, adding_phases, "mse",
                    min_len=2, dropout=0.2, clip_grad=0.1, updates=100 * (30_000 // 64)),
 }
-
-
-def uniform_digits_ce_all(T: int) -> float:
-    """All-positions CE of blanks predicted perfectly and digits at chance over 1..8."""
-    return math.log(8) * NUM_DIGITS / (T + 2 * NUM_DIGITS)
