@@ -5,8 +5,10 @@ Every run goes through experiments/copying/main.py; finished runs (results.json)
 skipped and interrupted ones resumed (--loadsaved), so the script can be killed and
 restarted; a run finished at a smaller --updates is continued to the new budget. Writes
 results/<task>.md (one table per metric), results/<task>.csv (one line per model, metric
-and length: mean, std, n) and results/<task>.png (each metric against the test length,
-mean and the seed range).
+and length: mean, std, n), results/<task>.png (each metric against the test length,
+mean and the seed range), results/<task>_curves.png (the validation metric that selects
+best.pt against the update, one line per run: did the curves flatten within the budget?)
+and results/<task>_activations.png (the first RIM run's activation picture, copying only).
 
     python scripts/reproduction/reproduce_copying.py --seeds 3 --updates 2000 \
         --rows "RIM (6,4)" LSTM-600 LSTM-300
@@ -22,6 +24,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -64,6 +67,8 @@ METRICS = {
     "adding": {"mse": "MSE of the sum", "baseline_mse": "MSE of always predicting 1.0 (trivial baseline)"},
 }
 PUBLISHED_METRIC = {"copying": "ce_all", "adding": "mse"}
+# the validation metric that picks best.pt (main.py), whose curve shows whether a budget sufficed
+SELECTED = {"copying": "ce_copy", "adding": "mse"}
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
@@ -162,6 +167,14 @@ def main() -> None:
     write_tables(args.name, preamble, tables,
                  ["model", "metric", "T", "mean", "std", "n", "diverged", "published"], csv_rows)
     plot(runs, lengths, metrics, published, PUBLISHED_METRIC[args.task], RESULTS / f"{args.name}.png")
+    finished = {row: [j.done.parent for j in jobs if j.name.startswith(row + " seed") and j.done.exists()]
+                for row in args.rows}
+    plot_curves(finished, SELECTED[args.task], train_lens, RESULTS / f"{args.name}_curves.png")
+    pictures = [d / "activations.png" for dirs in finished.values() for d in dirs
+                if (d / "activations.png").exists()]
+    if pictures:  # the first RIM run's: which units were active in each phase
+        shutil.copyfile(pictures[0], RESULTS / f"{args.name}_activations.png")
+        print(f"wrote {RESULTS / args.name}_activations.png (from {pictures[0].parent.name})")
     if failed:
         raise SystemExit(f"failed runs: {', '.join(failed)} (see their stdout.log)")
 
@@ -204,6 +217,43 @@ def plot(runs: dict, lengths: list[int], metrics: dict, published: dict, publish
         ax.set_title(title, fontsize=8)
         ax.set_xticks(lengths)
     axes[0, 0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def validation_curve(run_dir: Path, metric: str) -> tuple[list[int], list[float]]:
+    """(updates, values) of val/<metric> from a run's TensorBoard events (one file per
+    start of the run, read in order)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    points: dict[int, float] = {}
+    for events in sorted(run_dir.glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        if f"val/{metric}" in acc.Tags()["scalars"]:
+            points.update({e.step: e.value for e in acc.Scalars(f"val/{metric}")})
+    steps = sorted(points)
+    return steps, [points[s] for s in steps]
+
+
+def plot_curves(run_dirs: dict[str, list[Path]], metric: str, train_lens: list[int], path: Path) -> None:
+    """The validation metric against the update, one line per run: whether the budget
+    was long enough for the curves to flatten."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for i, (row, dirs) in enumerate(run_dirs.items()):
+        for j, run_dir in enumerate(dirs):
+            steps, values = validation_curve(run_dir, metric)
+            ax.plot(steps, values, color=f"C{i}", alpha=0.8, label=row if j == 0 else None)
+    ax.set_xlabel("update")
+    ax.set_ylabel(f"validation {metric} (T={'/'.join(map(str, train_lens))})")
+    ax.set_title("one line per seed", fontsize=8)
+    ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

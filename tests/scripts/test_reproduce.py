@@ -93,6 +93,12 @@ def test_reproduce_copying_writes_tables_with_every_length_and_the_published_val
         (m, metric, T, "2") for m in ("RIM (6,4)", "LSTM-300")
         for metric in ("ce_all", "ce_copy", "digit_accuracy", "sequence_accuracy") for T in ("3", "6")}
     assert (tmp_path / "results" / "copying.png").stat().st_size > 0
+    # the validation curves come from every run's TensorBoard events
+    curve_steps, curve = reproduce_copying.validation_curve(tmp_path / "runs" / "RIM(6_4)_seed1", "ce_copy")
+    assert curve_steps == [2] and curve[0] > 0
+    assert (tmp_path / "results" / "copying_curves.png").stat().st_size > 0
+    picture = tmp_path / "results" / "copying_activations.png"  # the first RIM run's
+    assert picture.read_bytes() == (tmp_path / "runs" / "RIM(6_4)_seed0" / "activations.png").read_bytes()
     # a second invocation finds every run finished and launches none
     jobs = reproduce_copying.make_jobs(*reproduce_copying.parse_args(sys.argv[1:]))
     assert all(job.done.exists() for job in jobs) and reproduce_copying.run_jobs(jobs, 1) == []
