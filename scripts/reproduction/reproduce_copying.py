@@ -38,7 +38,6 @@ from reproduce_common import (
     hardware,
     mean_std,
     run_jobs,
-    run_minutes,
     run_name,
 )
 
@@ -151,6 +150,10 @@ def main() -> None:
                 csv_rows.append([row, metric, T, mean, std, n, stopped, "" if pub is None else pub])
         tables.append((title, header, rows))
 
+    units = activation_table(runs, lengths)
+    if units:
+        tables.append(units)
+    trained_minutes = sum(r["seconds_per_update"] * r["updates"] for rs in runs.values() for r in rs) / 60
     what = "Copying" if args.task == "copying" else "Adding"
     preamble = (f"# {what} task: trained at T={'/'.join(map(str, train_lens))}, tested at longer T\n\n"
                 f"Budget: {'/'.join(f'{u:,}' for u in updates)} updates of 64 sequences (the authors' "
@@ -162,7 +165,8 @@ def main() -> None:
                 f"infinite loss (not in the means); s / update: training time per update of one run "
                 f"with {max(1, (os.cpu_count() or 1) // parallel)} thread(s).\n\n"
                 f"Command: `{command_line()}`  \n"
-                f"Hardware: {hardware()}; wall time of the runs: {run_minutes(jobs):.1f} min summed, "
+                f"Hardware: {hardware()}; training time of the runs: {trained_minutes:.1f} min "
+                f"summed over runs (s / update x updates, across resumes; evaluation not included), "
                 f"{parallel} at a time")
     write_tables(args.name, preamble, tables,
                  ["model", "metric", "T", "mean", "std", "n", "diverged", "published"], csv_rows)
@@ -177,6 +181,22 @@ def main() -> None:
         print(f"wrote {RESULTS / args.name}_activations.png (from {pictures[0].parent.name})")
     if failed:
         raise SystemExit(f"failed runs: {', '.join(failed)} (see their stdout.log)")
+
+
+def activation_table(runs: dict[str, list[dict]], lengths: list[int]) -> tuple | None:
+    """Each RIM run's unit activation rates per phase at the paper's test length (or the
+    longest tested): a unit at 0.00 through the dormant span keeps its state unchanged."""
+    T = 200 if 200 in lengths else max(lengths, default=0)
+    rims = [(row, r) for row, rs in runs.items() for r in rs
+            if "activation_rate" in r["test"].get(str(T), {})]
+    if not rims:
+        return None
+    phases = list(rims[0][1]["test"][str(T)]["activation_rate"])
+    rows = [[f"{row} seed {r['seed']}",
+             *(" ".join(f"{x:.2f}" for x in r["test"][str(T)]["activation_rate"][phase]) for phase in phases)]
+            for row, r in rims]
+    return (f"RIM units' activation rate per phase at T={T} (one number per unit; 0.00: never active)",
+            ["run", *phases], rows)
 
 
 def write_tables(name: str, preamble: str, tables: list[tuple[str, list[str], list[list[str]]]],

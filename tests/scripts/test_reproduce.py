@@ -88,6 +88,10 @@ def test_reproduce_copying_writes_tables_with_every_length_and_the_published_val
     assert "| RIM (6,4) | 2 | 0 |" in table
     assert "ours T=3 | ours T=6 | published T=50 | published T=200" in table
     assert "Budget: 2 updates" in table and "`gated` communication update" in table
+    # one line of unit activation rates per RIM run (the LSTM has no units), at the longest T
+    assert "activation rate per phase at T=6" in table
+    assert "| run | digits | dormant | marker | recall |" in table
+    assert "| RIM (6,4) seed 1 |" in table and "| LSTM-300 seed" not in table
     rows = list(csv.DictReader(open(tmp_path / "results" / "copying.csv")))
     assert {(r["model"], r["metric"], r["T"], r["n"]) for r in rows} == {
         (m, metric, T, "2") for m in ("RIM (6,4)", "LSTM-300")
