@@ -10,9 +10,9 @@ mean and the seed range), results/<task>_curves.png (the validation metric that 
 best.pt against the update, one line per run: did the curves flatten within the budget?)
 and results/<task>_activations.png (the first RIM run's activation picture, copying only).
 
-    python scripts/reproduction/reproduce_copying.py --seeds 3 --updates 2000 \
+    python scripts/reproduction/reproduce_copying.py --seeds 3 --updates 600 \
         --rows "RIM (6,4)" LSTM-600 LSTM-300
-    python scripts/reproduction/reproduce_copying.py --task adding --seeds 3 --updates 2000 \
+    python scripts/reproduction/reproduce_copying.py --task adding --seeds 3 --updates 600 \
         --rows "RIM (6,4)" LSTM-600
 
 Arguments it does not know go to main.py unchanged (e.g. --test-lens 50 200).
