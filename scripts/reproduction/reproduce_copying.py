@@ -5,10 +5,11 @@ Every run goes through experiments/copying/main.py; finished runs (results.json)
 skipped and interrupted ones resumed (--loadsaved), so the script can be killed and
 restarted; a run finished at a smaller --updates is continued to the new budget. Writes
 results/<task>.md (one table per metric), results/<task>.csv (one line per model, metric
-and length: mean, std, n), results/<task>.png (each metric against the test length,
-mean and the seed range), results/<task>_curves.png (the validation metric that selects
-best.pt against the update, one line per run: did the curves flatten within the budget?)
-and results/<task>_activations.png (the first RIM run's activation picture, copying only).
+and length: mean, std, n and each seed's value), results/<task>.png (each metric against
+the test length, mean and the seed range), results/<task>_curves.png (the validation
+metric that selects best.pt against the update, one line per run: did the curves flatten
+within the budget?) and results/<task>_activations.png (the first RIM run's activation
+picture, copying only).
 
     python scripts/reproduction/reproduce_copying.py --seeds 3 --updates 600 \
         --rows "RIM (6,4)" LSTM-600 LSTM-300
@@ -147,7 +148,9 @@ def main() -> None:
             for T in lengths:
                 mean, std, n = summarise(values[T])
                 pub = published.get(row, {}).get(T) if metric == PUBLISHED_METRIC[args.task] else None
-                csv_rows.append([row, metric, T, mean, std, n, stopped, "" if pub is None else pub])
+                seed_values = " ".join(f"{v:.4f}" for v in values[T])  # seeds 0, 1, ... in order
+                csv_rows.append([row, metric, T, mean, std, n, seed_values, stopped,
+                                 "" if pub is None else pub])
         tables.append((title, header, rows))
 
     units = activation_table(runs, lengths)
@@ -169,7 +172,7 @@ def main() -> None:
                 f"summed over runs (s / update x updates, across resumes; evaluation not included), "
                 f"{parallel} at a time")
     write_tables(args.name, preamble, tables,
-                 ["model", "metric", "T", "mean", "std", "n", "diverged", "published"], csv_rows)
+                 ["model", "metric", "T", "mean", "std", "n", "values", "diverged", "published"], csv_rows)
     plot(runs, lengths, metrics, published, PUBLISHED_METRIC[args.task], RESULTS / f"{args.name}.png")
     finished = {row: [j.done.parent for j in jobs if j.name.startswith(row + " seed") and j.done.exists()]
                 for row in args.rows}

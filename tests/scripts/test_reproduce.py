@@ -96,6 +96,9 @@ def test_reproduce_copying_writes_tables_with_every_length_and_the_published_val
     assert {(r["model"], r["metric"], r["T"], r["n"]) for r in rows} == {
         (m, metric, T, "2") for m in ("RIM (6,4)", "LSTM-300")
         for metric in ("ce_all", "ce_copy", "digit_accuracy", "sequence_accuracy") for T in ("3", "6")}
+    for r in rows:  # each seed's value, and the mean of them
+        seed_values = [float(v) for v in r["values"].split()]
+        assert len(seed_values) == 2 and abs(sum(seed_values) / 2 - float(r["mean"])) < 1e-4
     assert (tmp_path / "results" / "copying.png").stat().st_size > 0
     # the validation curves come from every run's TensorBoard events
     curve_steps, curve = reproduce_copying.validation_curve(tmp_path / "runs" / "RIM(6_4)_seed1", "ce_copy")
