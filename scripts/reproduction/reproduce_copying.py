@@ -67,8 +67,6 @@ METRICS = {
     "adding": {"mse": "MSE of the sum", "baseline_mse": "MSE of always predicting 1.0 (trivial baseline)"},
 }
 PUBLISHED_METRIC = {"copying": "ce_all", "adding": "mse"}
-# the validation metric that picks best.pt (main.py), whose curve shows whether a budget sufficed
-SELECTED = {"copying": "ce_copy", "adding": "mse"}
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
@@ -122,8 +120,10 @@ def main() -> None:
     parallel = args.jobs or os.cpu_count() or 1
     failed = [] if args.no_run else run_jobs(jobs, parallel)
 
-    runs = {row: [json.loads(j.done.read_text()) for j in jobs if j.name.startswith(row + " seed")
-                  and j.done.exists()] for row in args.rows}
+    finished = {row: [j.done.parent for j in jobs if j.name.startswith(row + " seed") and j.done.exists()]
+                for row in args.rows}
+    runs = {row: [json.loads((d / "results.json").read_text()) for d in dirs]
+            for row, dirs in finished.items()}
     lengths = sorted({int(T) for rs in runs.values() for r in rs for T in r["test"]})
     train_lens = sorted({r["train_len"] for rs in runs.values() for r in rs})
     updates = sorted({r["updates"] for rs in runs.values() for r in rs})
@@ -174,9 +174,9 @@ def main() -> None:
     write_tables(args.name, preamble, tables,
                  ["model", "metric", "T", "mean", "std", "n", "values", "diverged", "published"], csv_rows)
     plot(runs, lengths, metrics, published, PUBLISHED_METRIC[args.task], RESULTS / f"{args.name}.png")
-    finished = {row: [j.done.parent for j in jobs if j.name.startswith(row + " seed") and j.done.exists()]
-                for row in args.rows}
-    plot_curves(finished, SELECTED[args.task], train_lens, RESULTS / f"{args.name}_curves.png")
+    from experiments.copying.tasks import TASKS  # here: it imports torch, which the jobs' driver need not
+
+    plot_curves(finished, TASKS[args.task].select, train_lens, RESULTS / f"{args.name}_curves.png")
     pictures = [d / "activations.png" for dirs in finished.values() for d in dirs
                 if (d / "activations.png").exists()]
     if pictures:  # the first RIM run's: which units were active in each phase
