@@ -11,7 +11,7 @@ metric that selects best.pt against the update, one line per run: did the curves
 within the budget?) and results/<task>_activations.png (the first RIM run's activation
 picture, copying only).
 
-    python scripts/reproduction/reproduce_copying.py --seeds 3 --updates 600 \
+    python scripts/reproduction/reproduce_copying.py --seeds 3 --updates 1200 \
         --rows "RIM (6,4)" LSTM-600 LSTM-300
     python scripts/reproduction/reproduce_copying.py --task adding --seeds 3 --updates 600 \
         --rows "RIM (6,4)" LSTM-600
