@@ -32,6 +32,7 @@ from experiments.common import environment_info
 from experiments.copying.main import parse_args as main_args
 from experiments.copying.model import TaskModel
 from experiments.copying.tasks import TASKS, TRAIN_STREAM, stream
+from experiments.training import clipped_step
 
 # the table rows, as the reproduction script runs them (scripts/ is not a package)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reproduction"))
@@ -55,8 +56,9 @@ def update_fn(row: str, task: str, train_len: int, batch_size: int) -> tuple[Cal
         loss = spec.loss(model(inputs), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
-        optimizer.step()
+        # main.py's own clipped step (no run directory: a non-finite norm only raises)
+        clipped_step(model.parameters(), optimizer, None, args.clip_grad, count[0], ".", lambda: "none",
+                     record=False)
 
     return update, model
 
