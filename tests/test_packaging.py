@@ -23,7 +23,10 @@ def test_wheel_ships_rim_core_only(tmp_path):
     with zipfile.ZipFile(wheel) as z:
         top = {name.split("/")[0] for name in z.namelist()}
         metadata = z.read(f"rim_core-{rim_core.__version__}.dist-info/METADATA").decode()
+        licenses = [name for name in z.namelist() if "/licenses/" in name]
     assert top == {"rim_core", f"rim_core-{rim_core.__version__}.dist-info"}
+    assert "License-Expression: MIT" in metadata
+    assert [Path(name).name for name in licenses] == ["LICENSE"]
     assert "Requires-Dist: torch>=2.1" in metadata
     assert "Requires-Dist: tensorboard; extra == \"experiments\"" in metadata
     assert len(metadata) < 5000  # a short description, not the whole README
