@@ -45,6 +45,7 @@ from experiments.common import (
 )
 from experiments.copying.model import TaskModel, load_run
 from experiments.copying.tasks import EVAL_SEED, TASKS, TEST_STREAM, TRAIN_STREAM, VAL_STREAM, Task, stream
+from experiments.graphed_step import GraphedForwardBackward
 from experiments.recurrent import ARCHITECTURE_OPTIONS, MODELS, SAVED_DEFAULTS, add_model_options
 from experiments.training import (
     Checkpoints,
@@ -73,6 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="also save last.pt every N updates, so that a kill -9 loses at most N "
                           "(default 0: at every evaluation; Ctrl-C and SIGTERM always save)")
     run.add_argument("--cuda", action="store_true", help="train on the GPU (default: CPU)")
+    run.add_argument("--cuda-graph", "--cuda_graph", action="store_true",
+                     help="with --cuda: replay each update's forward + backward from one CUDA graph "
+                          "(the RIM is launch-bound on a GPU; see experiments/graphed_step.py)")
     run.add_argument("--seed", type=int, default=0, help="seeds the init, the training data and dropout")
 
     data = p.add_argument_group("data")
@@ -135,6 +139,8 @@ def check_args(args: argparse.Namespace) -> Task:
         raise UserError(f"--clip-grad must be >= 0 (0: off), got {args.clip_grad}")
     if not 0 <= args.dropout < 1:
         raise UserError(f"--dropout must be in [0, 1), got {args.dropout}")
+    if args.cuda_graph and not args.cuda:
+        raise UserError("--cuda-graph needs --cuda")
     if args.cuda and not torch.cuda.is_available():
         raise UserError("--cuda needs a CUDA device, and none is available")
     return task
@@ -231,6 +237,10 @@ def train(args: argparse.Namespace, task: Task, device: torch.device) -> None:
     writer = SummaryWriter(str(log_dir))
 
     val = eval_set(task, VAL_STREAM, args.train_len, args.eval_examples)
+    step_graph = None
+    if args.cuda_graph:  # every training batch has one shape: capture with any of them
+        inputs, targets = task.batch(args.batch_size, args.train_len, stream(args.seed, TRAIN_STREAM, 0))
+        step_graph = GraphedForwardBackward(model, task.loss, inputs.to(device), targets.to(device))
     kept = run.kept(lambda p: f"update {p['step']}")
     boundary = rng_state()  # where progress says the run stands: what an interrupt saves
     bar = tqdm(total=args.updates, initial=progress["step"], desc=f"{args.task} {args.model}")
@@ -241,12 +251,17 @@ def train(args: argparse.Namespace, task: Task, device: torch.device) -> None:
                 start = time.perf_counter()
                 inputs, targets = task.batch(args.batch_size, args.train_len,
                                              stream(args.seed, TRAIN_STREAM, progress["step"]))
+                inputs, targets = inputs.to(device), targets.to(device)
                 model.train()
-                loss = task.loss(model(inputs.to(device)), targets.to(device))
+                if step_graph is not None:  # forward and backward, into the graph's .grad tensors
+                    _, _, loss = step_graph(inputs, targets)
+                else:
+                    loss = task.loss(model(inputs), targets)
                 loss_value = loss.item()
                 check_finite_loss({"loss": loss_value}, update, log_dir, kept)  # before the step
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                if step_graph is None:
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
                 # A signal lands before the step or after the saves, never in between: a
                 # checkpoint pairs these parameters with this progress and RNG state.
                 with signals_held_back():

@@ -36,9 +36,9 @@ from experiments.common import (
     seed_everything,
     write_json,
 )
+from experiments.graphed_step import GraphedForwardBackward
 from experiments.mnist import distributed as dist
 from experiments.mnist.data import SequenceSet, load_mnist
-from experiments.mnist.graphed_step import GraphedForwardBackward
 from experiments.mnist.model import build_model, load_run
 from experiments.recurrent import ARCHITECTURE_OPTIONS, MODELS, SAVED_DEFAULTS, add_model_options
 from experiments.training import (
@@ -148,6 +148,10 @@ def check_deterministic(args: argparse.Namespace, saved: dict) -> None:
                         f"resume it {flag} it too")
 
 
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits.float(), labels)  # in fp32 under --amp too
+
+
 def autocast(args: argparse.Namespace):
     """bf16 autocast on CUDA with --amp (fp16 where the GPU has no bf16)."""
     dtype = torch.bfloat16 if args.amp and torch.cuda.is_bf16_supported() else torch.float16
@@ -188,7 +192,8 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
     step_graph = None
     if args.cuda_graph and len(splits.train) >= args.batch_size:  # capture needs only the shapes
         first = splits.train.dataset()[: args.batch_size]
-        step_graph = GraphedForwardBackward(model, first[0].to(ctx.device).long(), first[1].to(ctx.device))
+        step_graph = GraphedForwardBackward(model, classification_loss, first[0].to(ctx.device).long(),
+                                            first[1].to(ctx.device))
 
     writer = None
     if ctx.is_main:
@@ -261,7 +266,7 @@ def train_epoch(net, step_graph: GraphedForwardBackward | None, loader, optimize
         else:
             with autocast(args):
                 logits, masks = net(tokens, return_masks=True)
-                loss = F.cross_entropy(logits.float(), labels)
+                loss = classification_loss(logits, labels)
             optimizer.zero_grad(set_to_none=step_graph is None)  # the graph owns the .grad tensors
             scaler.scale(loss).backward()
         loss_value, correct = loss.item(), (logits.argmax(-1) == labels).sum().item()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
 import shlex
@@ -61,6 +62,26 @@ def run_jobs(jobs: list[Job], parallel: int) -> list[str]:
                 job.seconds_file.write_text(f"{time.time() - start:.1f}\n")
             print(f"{status} {job.name} in {time.time() - start:.0f} s", flush=True)
     return failed
+
+
+def add_cuda_options(p: argparse.ArgumentParser) -> None:
+    """--cuda and --no-cuda-graph, for a script whose main.py has --cuda and --cuda_graph."""
+    p.add_argument("--cuda", action="store_true",
+                   help="train on the GPU (RIM rows replay a CUDA graph, see main.py --cuda_graph)")
+    p.add_argument("--no-cuda-graph", action="store_true", help="with --cuda: train the RIM rows eagerly")
+
+
+def cuda_arguments(args: argparse.Namespace, row: str) -> list[str]:
+    """main.py's device options for one table row: eager, the RIM is launch-bound on a GPU,
+    so its rows replay a CUDA graph; nn.LSTM / nn.GRU run cuDNN's fused kernels eagerly."""
+    if not args.cuda:
+        return []
+    return ["--cuda", "--cuda_graph"] if row.startswith("RIM") and not args.no_cuda_graph else ["--cuda"]
+
+
+def default_jobs(args: argparse.Namespace) -> int:
+    """Runs at once: one per CPU core, or one on the GPU."""
+    return args.jobs or (1 if args.cuda else os.cpu_count() or 1)
 
 
 def run_minutes(jobs: list[Job]) -> float:

@@ -33,8 +33,11 @@ from pathlib import Path
 from reproduce_common import (
     RESULTS,
     Job,
+    add_cuda_options,
     comm_update,
     command_line,
+    cuda_arguments,
+    default_jobs,
     diverged,
     hardware,
     mean_std,
@@ -80,7 +83,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
                    help=f"table rows to run (default: all of {', '.join(ROWS)})")
     p.add_argument("--no-run", action="store_true",
                    help="launch nothing; only write the tables and plot from the runs that finished")
-    p.add_argument("--jobs", type=int, default=None, help="runs at once (default: one per CPU core)")
+    add_cuda_options(p)
+    p.add_argument("--jobs", type=int, default=None,
+                   help="runs at once (default: 1 with --cuda, else one per CPU core)")
     p.add_argument("--runs-dir", type=Path, default=None, help="default: runs/reproduce_<task>")
     p.add_argument("--name", default=None, help="results/<name>.md, .csv, .png (default: the task)")
     args, extra = p.parse_known_args(argv)
@@ -95,7 +100,8 @@ def make_jobs(args: argparse.Namespace, extra: list[str]) -> list[Job]:
     for row in args.rows:
         for seed in range(args.seeds):
             run_dir = args.runs_dir / run_name(row, seed)
-            cmd = [sys.executable, str(MAIN), "--task", args.task, *ROWS[row], *budget, *extra,
+            cmd = [sys.executable, str(MAIN), "--task", args.task, *ROWS[row], *cuda_arguments(args, row),
+                   *budget, *extra,
                    "--seed", str(seed), "--log-dir", str(run_dir)]
             done = run_dir / "results.json"
             if args.updates and done.exists() and json.loads(done.read_text())["updates"] != args.updates:
@@ -117,7 +123,7 @@ def summarise(values: list[float]) -> tuple[str, str, int]:
 def main() -> None:
     args, extra = parse_args()
     jobs = make_jobs(args, extra)
-    parallel = args.jobs or os.cpu_count() or 1
+    parallel = default_jobs(args)
     failed = [] if args.no_run else run_jobs(jobs, parallel)
 
     finished = {row: [j.done.parent for j in jobs if j.name.startswith(row + " seed") and j.done.exists()]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -21,8 +20,11 @@ from pathlib import Path
 from reproduce_common import (
     RESULTS,
     Job,
+    add_cuda_options,
     comm_update,
     command_line,
+    cuda_arguments,
+    default_jobs,
     diverged,
     hardware,
     run_jobs,
@@ -54,9 +56,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
                    help="validation and test digits per run (default: all)")
     p.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), metavar="ROW",
                    help=f"table rows to run (default: all of {', '.join(ROWS)})")
-    p.add_argument("--cuda", action="store_true",
-                   help="train on the GPU (RIM rows replay a CUDA graph, see main.py --cuda_graph)")
-    p.add_argument("--no-cuda-graph", action="store_true", help="with --cuda: train the RIM rows eagerly")
+    add_cuda_options(p)
     p.add_argument("--no-run", action="store_true",
                    help="launch nothing; only write the table and plot from the runs that finished")
     p.add_argument("--jobs", type=int, default=None,
@@ -77,14 +77,13 @@ def make_jobs(args: argparse.Namespace, extra: list[str]) -> tuple[list[Job], li
         common += ["--eval_examples", str(args.eval_limit)]
         reduced.append(f"{args.eval_limit} validation/test digits")
     if args.cuda:  # evaluation is launch-bound on a GPU too: fewer, larger batches (same result)
-        common = ["--cuda", "--eval_batch_size", "1000", *common]
+        common = ["--eval_batch_size", "1000", *common]
     jobs = []
     for row in args.rows:
         for seed in range(args.seeds):
             run_dir = args.runs_dir / run_name(row, seed)
-            graph = ["--cuda_graph"] if args.cuda and not args.no_cuda_graph and row.startswith("RIM") else []
-            cmd = [sys.executable, str(MAIN), *ROWS[row][0], *graph, *common, "--seed", str(seed),
-                   "--log_dir", str(run_dir)]
+            cmd = [sys.executable, str(MAIN), *ROWS[row][0], *cuda_arguments(args, row), *common,
+                   "--seed", str(seed), "--log_dir", str(run_dir)]
             if (run_dir / "last.pt").exists():
                 cmd.append("--loadsaved")
             jobs.append(Job(f"{row} seed {seed}", cmd, run_dir / "results.json", run_dir / "stdout.log"))
@@ -94,7 +93,7 @@ def make_jobs(args: argparse.Namespace, extra: list[str]) -> tuple[list[Job], li
 def main() -> None:
     args, extra = parse_args()
     jobs, reduced = make_jobs(args, extra)
-    parallel = args.jobs or (1 if args.cuda else os.cpu_count() or 1)
+    parallel = default_jobs(args)
     failed = [] if args.no_run else run_jobs(jobs, parallel)
 
     table, curves = [], {}

@@ -204,6 +204,7 @@ def test_training_stops_on_a_non_finite_loss_and_keeps_last_pt(tmp_path, monkeyp
     (["--task", "sorting"], "unknown --task 'sorting'"),
     (["--model", "Transformer"], "unknown --model"),
     (["--loadsaved"], "no run to resume"),
+    (["--cuda-graph"], "--cuda-graph needs --cuda"),
 ])
 def test_bad_options_give_one_line_errors(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -211,6 +212,19 @@ def test_bad_options_give_one_line_errors(tmp_path, capsys, argv, message):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "\n" not in err, err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("task", ["copying", "adding"])
+def test_cuda_graph_updates_equal_eager_ones(tmp_path, task):
+    # without dropout the two draw no random numbers, so they must compute the same updates
+    common = [*TINY, "--task", task, "--cuda", "--dropout", "0", "--test-lens", "4"]
+    main([*common, "--log-dir", str(tmp_path / "eager")])
+    main([*common, "--cuda-graph", "--log-dir", str(tmp_path / "graph")])
+    eager, graph = (load_checkpoint(tmp_path / d / "last.pt") for d in ("eager", "graph"))
+    assert graph["progress"]["step"] == 6
+    for name, tensor in eager["model"].items():
+        torch.testing.assert_close(graph["model"][name], tensor, rtol=1e-5, atol=1e-6, msg=name)
 
 
 def test_resuming_with_another_train_len_is_refused(tmp_path, capsys):

@@ -1,5 +1,6 @@
 """The reproduction scripts' job pool: skips finished runs, reports failed ones."""
 
+import argparse
 import csv
 import sys
 from pathlib import Path
@@ -60,6 +61,23 @@ def test_reproduce_mnist_on_cuda_graphs_the_rim_rows_only(tmp_path):
     assert not main_args(eager["RIM (6,4) seed 0"]).cuda_graph
     on_cpu = main_args(mnist_commands(rows)["RIM (6,4) seed 0"])
     assert not on_cpu.cuda and not on_cpu.cuda_graph and on_cpu.eval_batch_size is None
+
+
+def test_reproduce_copying_on_cuda_graphs_the_rim_rows_only(tmp_path):
+    from reproduce_copying import make_jobs, parse_args
+
+    from experiments.copying.main import parse_args as main_args
+    rows = ["--rows", "RIM (6,4)", "LSTM-600", "--seeds", "1", "--runs-dir", str(tmp_path)]
+
+    def commands(argv: list[str]) -> dict[str, argparse.Namespace]:
+        return {job.name: main_args(job.command[2:]) for job in make_jobs(*parse_args([*rows, *argv]))}
+
+    on_gpu = commands(["--cuda"])
+    rim, lstm = on_gpu["RIM (6,4) seed 0"], on_gpu["LSTM-600 seed 0"]
+    assert rim.cuda and rim.cuda_graph and lstm.cuda and not lstm.cuda_graph
+    assert not commands(["--cuda", "--no-cuda-graph"])["RIM (6,4) seed 0"].cuda_graph
+    on_cpu = commands([])["RIM (6,4) seed 0"]
+    assert not on_cpu.cuda and not on_cpu.cuda_graph
 
 
 def test_compare_runs_tells_identical_runs_from_different_ones(tmp_path):

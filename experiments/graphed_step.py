@@ -1,7 +1,8 @@
-"""A training batch's forward, loss and backward, captured once in a CUDA graph (``--cuda_graph``).
+"""A training batch's forward, loss and backward, captured once in a CUDA graph (``--cuda-graph``
+of experiments/mnist/main.py and experiments/copying/main.py).
 
 On a GPU at batch 64 the RIM is bound by kernel launches, not arithmetic: ~180 small
-kernels per time step, ~35k per batch. Replaying them from a graph skips the launch
+kernels per time step, ~35k per MNIST batch. Replaying them from a graph skips the launch
 overhead (9x faster on an H200, see docs/performance.md) and computes bit-identical values.
 
 The optimiser step stays outside the graph. Each replay writes the gradients into the
@@ -11,22 +12,29 @@ same ``.grad`` tensors, so nothing may set them to ``None`` afterwards: eager ba
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 
 class GraphedForwardBackward:
-    """``logits, masks, loss = step(tokens, labels)`` for batches of exactly ``tokens``' shape.
+    """``outputs, masks, loss = step(inputs, targets)`` for batches of exactly ``inputs``' shape.
+
+    ``model(inputs, return_masks=True)`` returns ``(outputs, masks)`` and ``loss_fn(outputs,
+    targets)`` the scalar loss; ``inputs`` and ``targets`` are a batch on the GPU (only their
+    shapes and dtypes matter).
 
     Capturing runs two warm-up batches (graphs need cuBLAS and the allocator warmed up);
     the CUDA RNG is restored afterwards, so capturing uses up none of the run's random
     numbers. Each replay draws its dropout noise from the CUDA RNG like an eager step.
     """
 
-    def __init__(self, model: nn.Module, tokens: Tensor, labels: Tensor) -> None:
+    def __init__(self, model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], inputs: Tensor,
+                 targets: Tensor) -> None:
         self.model = model.train()  # dropout on: the graph keeps the mode it was captured in
-        self.tokens, self.labels = tokens.clone(), labels.clone()  # the graph reads these
+        self.loss_fn = loss_fn
+        self.inputs, self.targets = inputs.clone(), targets.clone()  # the graph reads these
         rng = torch.cuda.get_rng_state()
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -41,17 +49,17 @@ class GraphedForwardBackward:
         torch.cuda.set_rng_state(rng)
 
     def _forward_backward(self) -> tuple[Tensor, Tensor | None, Tensor]:
-        logits, masks = self.model(self.tokens, return_masks=True)
-        loss = F.cross_entropy(logits.float(), self.labels)
+        outputs, masks = self.model(self.inputs, return_masks=True)
+        loss = self.loss_fn(outputs, self.targets)
         loss.backward()
-        return logits.detach(), masks, loss.detach()
+        return outputs.detach(), masks, loss.detach()
 
-    def matches(self, tokens: Tensor) -> bool:
-        return tokens.shape == self.tokens.shape
+    def matches(self, inputs: Tensor) -> bool:
+        return inputs.shape == self.inputs.shape
 
-    def __call__(self, tokens: Tensor, labels: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
+    def __call__(self, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
         """Outputs live in the graph's memory: the next call overwrites them."""
-        self.tokens.copy_(tokens)
-        self.labels.copy_(labels)
+        self.inputs.copy_(inputs)
+        self.targets.copy_(targets)
         self.graph.replay()
         return self.outputs
