@@ -101,8 +101,7 @@ def make_jobs(args: argparse.Namespace, extra: list[str]) -> list[Job]:
         for seed in range(args.seeds):
             run_dir = args.runs_dir / run_name(row, seed)
             cmd = [sys.executable, str(MAIN), "--task", args.task, *ROWS[row], *cuda_arguments(args, row),
-                   *budget, *extra,
-                   "--seed", str(seed), "--log-dir", str(run_dir)]
+                   *budget, *extra, "--seed", str(seed), "--log-dir", str(run_dir)]
             done = run_dir / "results.json"
             if args.updates and done.exists() and json.loads(done.read_text())["updates"] != args.updates:
                 done.unlink()  # finished at another budget: resume it to this one (main.py rewrites it)
