@@ -159,6 +159,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
+def flush_denormals() -> None:
+    """Compute subnormal floats as zero on the CPU, for the rest of the process.
+
+    Late in training some of a RIM's values become subnormal (below 1.2e-38 in float32),
+    and x86 CPUs compute with those many times slower: a copying RIM's update took 2-3x
+    as long at update 2,800 as at update 0, and flushing gave the speed back
+    (``scripts/benchmarks/benchmark_denormals.py``). No float32 result above 1e-38 changes.
+    """
+    torch.set_flush_denormal(True)
+
+
 def rng_state() -> dict:
     """Every RNG the experiments draw from, as tensors and plain data (``weights_only``-safe)."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()

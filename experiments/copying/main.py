@@ -38,6 +38,7 @@ from experiments.common import (
     check_finite_loss,
     cli_main,
     environment_info,
+    flush_denormals,
     load_checkpoint,
     rng_state,
     seed_everything,
@@ -219,6 +220,7 @@ RESUME_OPTIONS = ARCHITECTURE_OPTIONS + ("task", "seed", "train_len", "batch_siz
 def train(args: argparse.Namespace, task: Task, device: torch.device) -> None:
     log_dir = Path(args.log_dir)
     config = vars(args).copy()
+    flush_denormals()
     seed_everything(args.seed)
     model = TaskModel(config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)

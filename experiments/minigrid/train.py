@@ -23,6 +23,7 @@ from experiments.common import (
     check_finite_loss,
     cli_main,
     environment_info,
+    flush_denormals,
     load_state,
     rng_state,
     seed_everything,
@@ -239,6 +240,7 @@ def run(args: argparse.Namespace) -> dict:
         return {"model_dir": str(path), "num_frames": num_frames, "update": update}
 
     torch.set_num_threads(args.threads)
+    flush_denormals()
     seed_everything(args.seed)
     model = ACModel(config)
     if status:

@@ -32,6 +32,7 @@ from experiments.common import (
     check_finite_loss,
     cli_main,
     environment_info,
+    flush_denormals,
     rng_state,
     seed_everything,
     write_json,
@@ -166,6 +167,7 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
     if args.batch_size % ctx.world_size:
         raise UserError(f"--batch_size {args.batch_size} (global) must be divisible by the "
                         f"{ctx.world_size} processes")
+    flush_denormals()
     seed_everything(args.seed)  # same initial parameters in every process
     splits = load_mnist(args.data_dir, args.size, args.test_sizes, args.val_size, args.seed,
                         args.train_examples, args.eval_examples, args.download)

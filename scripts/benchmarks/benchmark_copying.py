@@ -46,21 +46,28 @@ def update_fn(row: str, task: str, train_len: int, batch_size: int) -> tuple[Cal
                       "--batch-size", str(batch_size)])
     torch.manual_seed(0)
     model = TaskModel(vars(args)).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    spec, count = TASKS[task], [0]
+    return training_update(model, vars(args)), model
+
+
+def training_update(model: TaskModel, config: dict) -> Callable[[], None]:
+    """main.py's training update of ``model`` under a run's ``config`` (task, lengths, batch
+    size, lr, clipping), on seed 0's next training batch at each call."""
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
+    spec, count = TASKS[config["task"]], [0]
 
     def update() -> None:
-        # seed 0's training batches, as main.py draws them
-        inputs, targets = spec.batch(batch_size, train_len, stream(0, TRAIN_STREAM, count[0]))
+        batch = stream(0, TRAIN_STREAM, count[0])  # seed 0's training batches, as main.py draws them
+        inputs, targets = spec.batch(config["batch_size"], config["train_len"], batch)
         count[0] += 1
         loss = spec.loss(model(inputs), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         # main.py's own clipped step (no run directory: a non-finite norm only raises)
-        clipped_step(model.parameters(), optimizer, None, args.clip_grad, count[0], ".", lambda: "none",
+        clipped_step(model.parameters(), optimizer, None, config["clip_grad"], count[0], ".", lambda: "none",
                      record=False)
 
-    return update, model
+    return update
 
 
 def main() -> None:

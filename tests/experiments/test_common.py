@@ -1,10 +1,11 @@
-"""experiments/common.py: atomic writes."""
+"""experiments/common.py: atomic writes, subnormal flushing."""
 
 import os
 
 import pytest
+import torch
 
-from experiments.common import _UMASK, atomic_write_bytes, cpu_name, write_json
+from experiments.common import _UMASK, atomic_write_bytes, cpu_name, flush_denormals, write_json
 
 
 def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path):
@@ -33,3 +34,17 @@ def test_cpu_name_names_every_preloaded_library(monkeypatch):
     # the loader takes spaces and colons between entries
     monkeypatch.setenv("LD_PRELOAD", "/opt/a/libx.so:build/liby.so  libz.so")
     assert cpu_name() == plain + ", LD_PRELOAD=libx.so liby.so libz.so"
+
+
+@pytest.fixture
+def subnormals_kept():
+    torch.set_flush_denormal(False)
+    yield torch.tensor([1e-39])  # subnormal in float32 (smallest normal: 1.2e-38)
+    torch.set_flush_denormal(False)
+
+
+def test_flush_denormals_computes_subnormals_as_zero(subnormals_kept):
+    assert (subnormals_kept * 1.0).item() > 0
+    flush_denormals()
+    assert (subnormals_kept * 1.0).item() == 0
+    assert (torch.tensor([2e-38]) * 1.0).item() > 0  # normal floats are untouched

@@ -118,6 +118,15 @@ def test_a_tiny_run_writes_every_file_with_metrics_at_every_test_length(tmp_path
     assert load_checkpoint(log_dir / "best.pt")["progress"]["best_step"] == results["best_step"]
 
 
+def test_training_flushes_subnormals(tmp_path):
+    torch.set_flush_denormal(False)
+    try:
+        main([*TINY, "--updates", "1", "--log-dir", str(tmp_path / "run")])
+        assert (torch.tensor([1e-39]) * 1.0).item() == 0
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def test_evaluation_sets_are_the_same_for_every_seed(tmp_path):
     for seed in (0, 1):
         main([*TINY, "--updates", "3", "--seed", str(seed), "--log-dir", str(tmp_path / str(seed))])

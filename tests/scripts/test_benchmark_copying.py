@@ -1,8 +1,13 @@
+import json
+import sys
+
 import torch
 from benchmark_copying import update_fn
 from torch import nn
 
+from experiments.copying.main import main as copying_main
 from rim_core import RIM
+from tests.experiments.test_copying import TINY
 
 
 def test_each_row_times_the_tables_model_and_trains_it():
@@ -15,3 +20,17 @@ def test_each_row_times_the_tables_model_and_trains_it():
     before = [p.detach().clone() for p in rim.parameters()]
     update()
     assert any(not torch.equal(a, b) for a, b in zip(before, rim.parameters()))
+
+
+def test_the_denormal_benchmark_times_a_runs_last_checkpoint_and_leaves_flushing_off(tmp_path, monkeypatch):
+    import benchmark_denormals
+    copying_main([*TINY, "--updates", "3", "--log-dir", str(tmp_path / "run")])
+    torch.set_flush_denormal(False)  # the trainer turned it on for this process
+    out = tmp_path / "denormals.json"
+    monkeypatch.setattr(sys, "argv", ["benchmark_denormals.py", str(tmp_path / "run"), "--rounds", "1",
+                                      "--repeats", "1", "--out", str(out)])
+    benchmark_denormals.main()
+    result = json.loads(out.read_text())
+    assert result["trained_updates"] == 3 and result["model"] == "RIM"
+    assert result["slowdown_without_flush"] == result["trained_seconds"] / result["trained_flushed_seconds"]
+    assert (torch.tensor([1e-39]) * 1.0).item() > 0  # the process is left as the benchmark found it
