@@ -44,7 +44,7 @@ from experiments.common import (
     seed_everything,
     write_json,
 )
-from experiments.copying.model import TaskModel, load_run
+from experiments.copying.model import INITS, TaskModel, load_run
 from experiments.copying.tasks import EVAL_SEED, TASKS, TEST_STREAM, TRAIN_STREAM, VAL_STREAM, Task, stream
 from experiments.graphed_step import GraphedForwardBackward
 from experiments.recurrent import ARCHITECTURE_OPTIONS, MODELS, SAVED_DEFAULTS, add_model_options
@@ -107,6 +107,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                           "scripts: copying 0.5, adding 0.2)")
 
     add_model_options(p, input_size=600, input_help="size of the input embedding (authors' scripts: 600)")
+    p.add_argument("--init", default="pytorch", choices=INITS,
+                   help="initial weights: pytorch (each layer's PyTorch default scale) or authors "
+                        "(the authors' code's scales, see experiments/copying/model.py)")
     args = p.parse_args(argv)
     if args.task in TASKS:  # the task's defaults, so that config.json records the values used
         task = TASKS[args.task]
@@ -214,7 +217,9 @@ def plot_activations(model: TaskModel, task: Task, lengths: list[int], device: t
 
 # what a resumed run must agree on (lr: loading the optimiser's state would bring it back)
 RESUME_OPTIONS = ARCHITECTURE_OPTIONS + ("task", "seed", "train_len", "batch_size", "lr", "clip_grad",
-                                         "dropout", "eval_every", "eval_examples")
+                                         "dropout", "eval_every", "eval_examples", "init")
+# runs saved before --init existed used PyTorch's initialisation
+RESUME_DEFAULTS = {**SAVED_DEFAULTS, "init": "pytorch"}
 
 
 def train(args: argparse.Namespace, task: Task, device: torch.device) -> None:
@@ -229,7 +234,7 @@ def train(args: argparse.Namespace, task: Task, device: torch.device) -> None:
     run = Checkpoints(log_dir, {"model": model, "optimizer": optimizer}, progress, config)
     if args.loadsaved:
         saved = saved_args(log_dir)
-        check_resumable(args, saved, RESUME_OPTIONS, SAVED_DEFAULTS)
+        check_resumable(args, saved, RESUME_OPTIONS, RESUME_DEFAULTS)
         run.resume(device)
         print(f"resumed {run.last} at update {progress['step']}")
     else:

@@ -241,3 +241,31 @@ def test_resuming_with_another_train_len_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*TINY, "--updates", "6", "--train-len", "5", "--log-dir", str(tmp_path / "run"), "--loadsaved"])
     assert "--train-len is 5 but the run" in capsys.readouterr().err
+
+
+def test_resuming_with_another_init_is_refused(tmp_path, capsys):
+    main([*TINY, "--updates", "3", "--log-dir", str(tmp_path / "run")])
+    with pytest.raises(SystemExit):
+        main([*TINY, "--updates", "6", "--init", "authors", "--log-dir", str(tmp_path / "run"),
+              "--loadsaved"])
+    assert "--init is 'authors' but the run" in capsys.readouterr().err
+
+
+def test_the_authors_init_gives_their_weight_scales():
+    from experiments.copying.main import parse_args
+
+    def build(init: str) -> TaskModel:
+        torch.manual_seed(0)
+        return TaskModel(vars(parse_args(["--init", init])))
+
+    ours, theirs = build("pytorch"), build("authors")
+    cell = theirs.rnn.cells[0]
+    assert theirs.encoder.weight.abs().max() <= 0.1 and ours.encoder.weight.abs().max() > 1
+    assert theirs.decoder.weight.abs().max() <= 0.1 and not theirs.decoder.bias.any()
+    for layer in (cell.input_key, cell.input_value, cell.input_query, cell.comm_qkv):
+        assert layer.weight.std().item() == pytest.approx(0.01, rel=0.05)
+    bound = 1 / math.sqrt(6 * 100)  # their 6 units are one nn.LSTMCell of 600
+    for p in cell.rnn.parameters():
+        assert p.abs().max() <= bound and p.abs().max() > 0.95 * bound
+    # the communication output layer keeps nn.Linear's scale in both
+    torch.testing.assert_close(cell.comm_output.weight, ours.rnn.cells[0].comm_output.weight)
