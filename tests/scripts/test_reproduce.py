@@ -80,6 +80,18 @@ def test_reproduce_copying_on_cuda_graphs_the_rim_rows_only(tmp_path):
     assert not on_cpu.cuda and not on_cpu.cuda_graph
 
 
+def test_reproduce_copying_runs_the_all_active_control_only_when_named(tmp_path):
+    from reproduce_copying import make_jobs, parse_args
+
+    from experiments.copying.main import parse_args as main_args
+    where = ["--seeds", "1", "--runs-dir", str(tmp_path)]
+    default = {job.name for job in make_jobs(*parse_args(where))}
+    assert "RIM (6,4) seed 0" in default and "GRU-600 seed 0" in default
+    assert not any(name.startswith("RIM (6,6)") for name in default)
+    [control] = make_jobs(*parse_args([*where, "--rows", "RIM (6,6)"]))
+    assert main_args(control.command[2:]).k == 6
+
+
 def test_compare_runs_tells_identical_runs_from_different_ones(tmp_path):
     from compare_runs import compare_runs
 
