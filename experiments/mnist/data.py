@@ -140,14 +140,16 @@ class SequenceSet:
 @dataclass
 class MnistSplits:
     train: SequenceSet
-    val: SequenceSet
+    val: SequenceSet  # at the training size: model selection
+    val_resized: dict[int, SequenceSet]  # test size -> the same validation digits at that size
     tests: dict[int, SequenceSet]  # image size -> test set
 
 
 def load_mnist(data_dir: str | Path | None, size: int, test_sizes: list[int], val_size: int, seed: int,
                train_examples: int | None = None, eval_examples: int | None = None,
                download: bool = False) -> MnistSplits:
-    """Training and validation digits at ``size``; the test digits at ``size`` and every test size.
+    """Training and validation digits at ``size``; the validation digits at every test size
+    too; the test digits at ``size`` and every test size.
 
     ``train_examples`` / ``eval_examples`` keep only the first N training / validation and
     test digits, for quick runs.
@@ -160,9 +162,12 @@ def load_mnist(data_dir: str | Path | None, size: int, test_sizes: list[int], va
     train_idx, val_idx = split_train_val(len(train_images), val_size, seed)
     train_idx, val_idx = train_idx[:train_examples], val_idx[:eval_examples]
     test_images, test_labels = test_images[:eval_examples], test_labels[:eval_examples]
+    val_images, val_labels = train_images[val_idx], train_labels[val_idx]
     return MnistSplits(
         train=SequenceSet(to_sequences(train_images[train_idx], size), train_labels[train_idx], size),
-        val=SequenceSet(to_sequences(train_images[val_idx], size), train_labels[val_idx], size),
+        val=SequenceSet(to_sequences(val_images, size), val_labels, size),
+        val_resized={s: SequenceSet(to_sequences(val_images, s), val_labels, s)
+                     for s in dict.fromkeys(test_sizes) if s != size},
         tests={s: SequenceSet(to_sequences(test_images, s), test_labels, s)
                for s in dict.fromkeys([size, *test_sizes])},
     )

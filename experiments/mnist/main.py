@@ -10,8 +10,11 @@ to sizes it never saw (256 / 361 / 576 steps).
     python experiments/mnist/main.py --model LSTM --log_dir runs/lstm        # baseline
     torchrun --nproc_per_node=2 experiments/mnist/main.py --log_dir runs/rim  # 2 processes
 
-The run directory gets TensorBoard events, config.json, last.pt, best.pt and results.json
-(test accuracy of the best-validation checkpoint at every size).
+The run directory gets TensorBoard events, config.json, last.pt, best.pt, epochs/ (the
+weights after each epoch) and results.json: the test accuracy at every size of the
+checkpoint with the best validation accuracy at 14x14 (ours), and, as the authors' code
+selects, of the epoch with the best validation accuracy at each test size; plus the
+accuracy after every epoch, measured on --epoch-eval-examples digits.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ from experiments.common import (
     cli_main,
     environment_info,
     flush_denormals,
+    load_checkpoint,
     rng_state,
+    save_checkpoint,
     seed_everything,
     write_json,
 )
@@ -97,6 +102,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help="use only the first N training digits (quick runs)")
     data.add_argument("--eval-examples", "--eval_examples", type=int, default=None,
                       help="use only the first N validation and test digits (quick runs)")
+    data.add_argument("--epoch-eval-examples", "--epoch_eval_examples", type=int, default=2000,
+                      help="after each epoch, measure the test sizes on the first N test digits and "
+                           "on the first N validation digits at those sizes (0: all); the selected "
+                           "checkpoints are always measured on the whole test set")
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--epochs", type=int, default=100, help="training epochs (paper: 100)")
@@ -118,11 +127,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 @torch.no_grad()
-def evaluate(model, data: SequenceSet, batch_size: int, ctx: dist.Context) -> float:
-    """Accuracy (%) on a whole split, batched so that 24x24 fits in memory. Under torchrun
-    each process takes every world_size-th example and the counts are summed."""
+def evaluate(model, data: SequenceSet, batch_size: int, ctx: dist.Context, limit: int = 0) -> float:
+    """Accuracy (%) on a split's first ``limit`` examples (0: all), batched so that 24x24
+    fits in memory. Under torchrun each process takes every world_size-th example and the
+    counts are summed."""
     model.eval()
-    shard = Subset(data.dataset(), range(ctx.rank, len(data), ctx.world_size))
+    n = min(limit, len(data)) if limit else len(data)
+    shard = Subset(data.dataset(), range(ctx.rank, n, ctx.world_size))
     correct = 0
     # A generator of its own: making an iterator must not draw from the global RNG, so
     # that evaluating never shifts training's dropout noise (and exact resume holds).
@@ -174,8 +185,9 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
     model = build_model(config).to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=args.amp and not torch.cuda.is_bf16_supported())
+    # history: one entry per epoch, {"epoch", "val": {size: %}, "test": {size: %}}
     progress = {"epoch": 0, "batch": 0, "step": 0, "best_val": -1.0, "best_epoch": -1,
-                "loss_sum": 0.0, "correct": 0, "seen": 0, "train_seconds": 0.0}
+                "loss_sum": 0.0, "correct": 0, "seen": 0, "train_seconds": 0.0, "history": []}
     run = Checkpoints(log_dir, {"model": model, "optimizer": optimizer, "scaler": scaler}, progress, config,
                       write=ctx.is_main)
     seed_everything(args.seed + ctx.rank)  # but different dropout noise in each process
@@ -232,6 +244,9 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
                     if val_acc > progress["best_val"]:  # model selection on validation at --size only
                         progress.update(best_val=val_acc, best_epoch=epoch + 1)
                         run.save("best.pt", rng)
+                    if ctx.is_main:  # for the per-size selection (write_results)
+                        save_checkpoint({"model": model.state_dict(), "progress": {"epoch": epoch + 1}},
+                                        log_dir / epoch_checkpoint(epoch + 1))
                     run.save("last.pt", rng)
     except KeyboardInterrupt as err:
         # Under torchrun Ctrl-C reaches every process at once, so rank 0 cannot gather the
@@ -306,9 +321,14 @@ def log_epoch(model, splits, eval_bs: int, progress: dict, unit_rates: torch.Ten
     """Evaluate at every size and log the epoch; leaves the validation accuracy in progress."""
     loss_sum, correct, seen = dist.all_sum(ctx, [progress["loss_sum"], progress["correct"], progress["seen"]])
     rates = torch.tensor(dist.all_sum(ctx, unit_rates.tolist())) / ctx.world_size
+    n = args.epoch_eval_examples
     val_acc = evaluate(model, splits.val, eval_bs, ctx)
-    test_acc = {s: evaluate(model, data, eval_bs, ctx) for s, data in splits.tests.items()}
+    val_resized = {s: evaluate(model, data, eval_bs, ctx, n) for s, data in splits.val_resized.items()}
+    test_acc = {s: evaluate(model, data, eval_bs, ctx, n) for s, data in splits.tests.items()}
     progress["last_val"] = val_acc
+    named = lambda accs: {f"{s}x{s}": a for s, a in accs.items()}  # noqa: E731
+    progress["history"].append({"epoch": progress["epoch"] + 1,
+                                "val": named({args.size: val_acc} | val_resized), "test": named(test_acc)})
     speed = seen / max(progress["train_seconds"], 1e-9)  # sequences/s over all processes
     if writer is None:
         return
@@ -318,6 +338,8 @@ def log_epoch(model, splits, eval_bs: int, progress: dict, unit_rates: torch.Ten
     writer.add_scalar("train/sequences_per_second", speed, epoch)
     writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], epoch)
     writer.add_scalar(f"val/accuracy_{args.size}x{args.size}", val_acc, epoch)
+    for s, acc in val_resized.items():
+        writer.add_scalar(f"val/accuracy_{s}x{s}", acc, epoch)
     for s, acc in test_acc.items():
         writer.add_scalar(f"test/accuracy_{s}x{s}", acc, epoch)
     if args.model == "RIM":
@@ -327,19 +349,54 @@ def log_epoch(model, splits, eval_bs: int, progress: dict, unit_rates: torch.Ten
                + "  ".join(f"{s}x{s} {a:.2f}%" for s, a in test_acc.items()))
 
 
+def epoch_checkpoint(epoch: int) -> str:
+    """The weights after ``epoch``, relative to the run directory."""
+    return f"epochs/epoch_{epoch:03d}.pt"
+
+
+def per_size_selection(log_dir: Path, progress: dict, splits, batch_size: int, ctx: dist.Context) -> dict:
+    """The authors' model selection: at each test size, the epoch with the best validation
+    accuracy at that size (the first such epoch), measured on the whole test set at that
+    size. Optimistic beside ours, which selects once, at the training size. {} for a run
+    whose history does not cover every epoch (made before epochs/ was kept); ``progress``
+    is last.pt's."""
+    history = progress.get("history", [])
+    if [h["epoch"] for h in history] != list(range(1, progress["epoch"] + 1)):
+        return {}
+    selected = {}
+    for s, data in splits.tests.items():
+        key = f"{s}x{s}"
+        if key not in history[0]["val"]:
+            continue
+        best = max(history, key=lambda h: h["val"][key])  # max keeps the first of equals
+        model, _, _ = load_run(log_dir, epoch_checkpoint(best["epoch"]), ctx.device)
+        selected[key] = {"epoch": best["epoch"], "val_accuracy": best["val"][key],
+                         "test_accuracy": evaluate(model, data, batch_size, ctx)}
+    return selected
+
+
 def write_results(log_dir: Path, splits, batch_size: int, ctx: dist.Context) -> dict:
-    """Test accuracy of the best-validation checkpoint at every size -> results.json."""
+    """Test accuracy of the best-validation checkpoint at every size, both model selections
+    and the per-epoch history -> results.json."""
     model, config, state = load_run(log_dir, "best.pt", ctx.device)
     start = time.perf_counter()
     accuracy = {f"{s}x{s}": evaluate(model, data, batch_size, ctx) for s, data in splits.tests.items()}
+    last = load_checkpoint(log_dir / "last.pt", "cpu", required=("progress",))["progress"]
     results = {"test_accuracy": accuracy, "best_epoch": state["progress"]["best_epoch"],
-               "val_accuracy": state["progress"]["best_val"], "model": config["model"],
-               "seed": config["seed"], "test_examples": len(next(iter(splits.tests.values()))),
+               "val_accuracy": state["progress"]["best_val"],
+               "per_size_selection": per_size_selection(log_dir, last, splits, batch_size, ctx),
+               "model": config["model"], "seed": config["seed"],
+               "test_examples": len(next(iter(splits.tests.values()))),
+               "epoch_eval_examples": config.get("epoch_eval_examples"), "history": last.get("history", []),
                "eval_seconds": round(time.perf_counter() - start, 2)}
     if ctx.is_main:
         write_json(log_dir / "results.json", results)
         print("test accuracy (best validation checkpoint): "
               + ", ".join(f"{s} {a:.2f}%" for s, a in accuracy.items()) + f"  -> {log_dir / 'results.json'}")
+        if results["per_size_selection"]:
+            print("per-size selection (the authors' rule): " + ", ".join(
+                f"{s} {r['test_accuracy']:.2f}% (epoch {r['epoch']})"
+                for s, r in results["per_size_selection"].items()))
     return results
 
 
@@ -355,7 +412,7 @@ def check_numbers(args: argparse.Namespace) -> None:
     """One-line errors for counts and rates that would otherwise fail late or run silently wrong."""
     at_least = {"epochs": 1, "batch_size": 1, "eval_batch_size": 1, "train_examples": 1,
                 "eval_examples": 1, "val_size": 1, "num_workers": 0, "input_size": 1,
-                "save_every": 0}
+                "save_every": 0, "epoch_eval_examples": 0}
     for option, low in at_least.items():
         value = getattr(args, option)
         if value is not None and value < low:

@@ -93,6 +93,30 @@ def test_tiny_end_to_end_run_writes_every_file(tmp_path):
     assert state["progress"]["epoch"] == 1 and state["progress"]["step"] == 6
 
 
+def test_history_and_both_model_selections(tmp_path):
+    log_dir = tmp_path / "run"
+    main([*TINY, "--epochs", "3", "--epoch-eval-examples", "32", "--log_dir", str(log_dir)])
+    results = json.loads((log_dir / "results.json").read_text())
+    history = results["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert sorted(p.name for p in (log_dir / "epochs").iterdir()) == [f"epoch_00{e}.pt" for e in (1, 2, 3)]
+    # the per-epoch test figures come from the first 32 digits, so they are multiples of 1/32
+    assert all(abs(a * 32 / 100 - round(a * 32 / 100)) < 1e-9 for h in history for a in h["test"].values())
+    assert results["best_epoch"] == max(history, key=lambda h: h["val"]["6x6"])["epoch"]
+    for size in ("7x7", "9x9"):
+        chosen = results["per_size_selection"][size]
+        best = max(history, key=lambda h: h["val"][size])
+        assert (chosen["epoch"], chosen["val_accuracy"]) == (best["epoch"], best["val"][size])
+        # measured on all 64 test digits with that epoch's weights
+        model = SequenceClassifier(json.loads((log_dir / "config.json").read_text())["args"])
+        model.load_state_dict(load_checkpoint(log_dir / f"epochs/epoch_00{best['epoch']}.pt")["model"])
+        splits = load_mnist(None, 6, [7, 9], 5000, 0, eval_examples=64)
+        with torch.no_grad():
+            data = splits.tests[int(size[0])]
+            correct = (model.eval()(data.sequences.long()).argmax(-1) == data.labels).float().mean()
+        assert chosen["test_accuracy"] == pytest.approx(100 * correct.item())
+
+
 def test_resume_reproduces_uninterrupted_run_exactly(tmp_path):
     main([*TINY, "--epochs", "2", "--log_dir", str(tmp_path / "straight")])
     main([*TINY, "--epochs", "1", "--log_dir", str(tmp_path / "resumed")])
