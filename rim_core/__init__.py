@@ -4,7 +4,8 @@ from rim_core.group_linear import GroupLinear, group_matmul
 from rim_core.group_rnn import GroupGRUCell, GroupLSTMCell
 from rim_core.rim import RIM
 from rim_core.rim_cell import ProjectedInput, RIMCell
+from rim_core.variants import VARIANTS, RIMOptions
 
 __all__ = ["GroupLinear", "group_matmul", "GroupLSTMCell", "GroupGRUCell", "RIMCell", "RIM",
-           "ProjectedInput"]
+           "ProjectedInput", "RIMOptions", "VARIANTS"]
 __version__ = "0.1.0"

@@ -144,15 +144,17 @@ class GroupGRUCell(_GroupRNNCellBase):
         if hx is None:
             hx = self._zeros(x)
         self._check(x, (hx,))
-        h = self.recurrence(self.input_gates(x.transpose(0, 1)), hx.transpose(0, 1))
+        (h,) = self.recurrence(self.input_gates(x.transpose(0, 1)), (hx.transpose(0, 1),))
         return h.transpose(0, 1)
 
-    def recurrence(self, gi: Tensor, h: Tensor) -> Tensor:
-        """One step from input gates ``gi`` (N, B, 3H), ``b_ih`` included, and state (N, B, H)."""
+    def recurrence(self, gi: Tensor, state: tuple[Tensor]) -> tuple[Tensor]:
+        """One step from input gates ``gi`` (N, B, 3H), ``b_ih`` included, and state ``(h,)``,
+        h (N, B, H); a tuple, as the LSTM's ``(h, c)``, so that callers treat both alike."""
+        (h,) = state
         gh = group_matmul(h, self.weight_hh, self.bias_hh)
         i_r, i_z, i_n = gi.chunk(3, dim=-1)
         h_r, h_z, h_n = gh.chunk(3, dim=-1)
         r = torch.sigmoid(i_r + h_r)
         z = torch.sigmoid(i_z + h_z)
         n = torch.tanh(i_n + r * h_n)
-        return torch.lerp(n, h, z)
+        return (torch.lerp(n, h, z),)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rim_core.rim_cell import ProjectedInput, RIMCell, State, check_state, map_state
+from rim_core.rim_cell import Inner, RIMCell, State, as_tuple, check_state, from_tuple, map_state
 
 
 class RIM(nn.Module):
@@ -32,7 +32,9 @@ class RIM(nn.Module):
         batch_first: input and output are ``(B, T, *)`` instead of ``(T, B, *)``.
         dropout: dropout on each layer's output except the last, as in ``nn.LSTM``.
         **cell_kwargs: every other :class:`RIMCell` argument (attention sizes, heads,
-            dropouts, ``comm_update``, ``bias``), plus ``device`` and ``dtype``.
+            dropouts, ``comm_update``, ``bias``, ``variant``, ``options``), plus ``device``
+            and ``dtype``. ``variant="authors"`` gives every layer the step of the authors'
+            released code (docs/model.md#the-authors-released-code).
 
     Call ``out, hx = rim(x, hx)`` or ``out, hx, masks = rim(x, hx, return_masks=True)``.
     With D = 2 if bidirectional else 1 and S = num_units * hidden_size:
@@ -156,7 +158,6 @@ class RIM(nn.Module):
                 return_masks: Literal[True]) -> tuple[Tensor | PackedSequence, State, Tensor]: ...
 
     def forward(self, x, hx=None, return_masks=False):
-        is_lstm = self.rnn_cell == "LSTM"
         packed_input = x if isinstance(x, PackedSequence) else None
         batch_sizes = None
         if packed_input is not None:
@@ -192,7 +193,7 @@ class RIM(nn.Module):
                         "RIM", "num_layers * num_directions, batch, num_units * hidden_size")
 
         layer_input = x
-        last_states: list[State] = []
+        last_states: list[Inner] = []
         masks: list[Tensor] = []
         for layer in range(self.num_layers):
             outputs = []
@@ -202,7 +203,8 @@ class RIM(nn.Module):
                 if hx is None:
                     state = cell.initial_state(batch, x)
                 else:  # (L*D, B, N*H) -> this cell's group-major (N, B, H)
-                    state = map_state(hx, partial(_unit_major, index=index, num_units=self.num_units))
+                    state = tuple(map(partial(_unit_major, index=index, num_units=self.num_units),
+                                      as_tuple(hx)))
                 out, state, mask = self._run_direction(cell, layer_input, state, direction == 1,
                                                        batch_sizes)
                 outputs.append(out)
@@ -215,8 +217,7 @@ class RIM(nn.Module):
         def stack(parts: list[Tensor]) -> Tensor:  # [(N, B, H)] -> (L*D, B, N*H)
             return torch.stack([p.transpose(0, 1).reshape(batch, self.state_size) for p in parts])
 
-        h_n = stack([s[0] if is_lstm else s for s in last_states])
-        state_out: State = (h_n, stack([s[1] for s in last_states])) if is_lstm else h_n
+        state_out: State = from_tuple(tuple(stack(list(parts)) for parts in zip(*last_states)))
         output = layer_input
         all_masks = torch.stack(masks, dim=2)  # (T, B, L*D, N)
         if packed_input is not None:
@@ -229,19 +230,15 @@ class RIM(nn.Module):
         return (output, state_out, all_masks) if return_masks else (output, state_out)
 
     @staticmethod
-    def _run_direction(cell: RIMCell, x: Tensor, state: State, reverse: bool,
+    def _run_direction(cell: RIMCell, x: Tensor, state: Inner, reverse: bool,
                        batch_sizes: list[int] | None):
         """Run one cell over ``x`` (T, B, in); returns out (T, B, N*H), last state, masks (T, B, N).
 
         With ``batch_sizes`` (packed input, longest sequence first), only the first
         ``batch_sizes[t]`` samples run step t; the others hold their state, no unit active."""
         seq_len, batch = x.shape[:2]
-        projected = cell.project_input(x.reshape(seq_len * batch, x.size(-1)))
-        # unbind, not indexing: its backward writes all steps' gradients in one stack,
-        # where indexing would add a full-size zero tensor per step.
-        keys = projected.keys.view(seq_len, batch, *projected.keys.shape[1:]).unbind(0)
-        heads, _, units, gate_size = projected.gates.shape
-        gates = projected.gates.view(heads, seq_len, batch, units, gate_size).unbind(1)
+        inputs = cell.project_input(x.reshape(seq_len * batch, x.size(-1))).steps(seq_len, batch)
+        units = cell.num_units
         hs, masks = [None] * seq_len, [None] * seq_len
         steps = range(seq_len - 1, -1, -1) if reverse else range(seq_len)
         # A compiled step would recompile for every batch size: it runs the whole batch and
@@ -250,20 +247,17 @@ class RIM(nn.Module):
         for t in steps:
             b = batch if batch_sizes is None else batch_sizes[t]
             if b == batch:
-                state, masks[t] = cell.step(ProjectedInput(keys[t], gates[t]), state)
+                state, masks[t] = cell.step(inputs[t], state)
             elif shrink:
-                new, mask = cell.step(ProjectedInput(keys[t][:b], gates[t][:, :b]),
-                                      map_state(state, lambda s, b=b: s[:, :b]))
-                state = (tuple(torch.cat([n, s[:, b:]], 1) for n, s in zip(new, state)) if cell.is_lstm
-                         else torch.cat([new, state[:, b:]], 1))
+                new, mask = cell.step(inputs[t].narrow(b), tuple(s[:, :b] for s in state))
+                state = tuple(torch.cat([n, s[:, b:]], 1) for n, s in zip(new, state))
                 masks[t] = torch.cat([mask, mask.new_zeros(units, batch - b)], 1)
             else:
-                new, mask = cell.step(ProjectedInput(keys[t], gates[t]), state)
+                new, mask = cell.step(inputs[t], state)
                 keep = (torch.arange(batch, device=x.device) < b).view(1, batch, 1)
-                state = (tuple(torch.where(keep, n, s) for n, s in zip(new, state)) if cell.is_lstm
-                         else torch.where(keep, new, state))
+                state = tuple(torch.where(keep, n, s) for n, s in zip(new, state))
                 masks[t] = mask & keep[..., 0]
-            hs[t] = state[0] if cell.is_lstm else state
+            hs[t] = state[0]
         out = torch.stack(hs).transpose(1, 2).reshape(seq_len, batch, cell.num_units * cell.hidden_size)
         return out, state, torch.stack(masks).transpose(1, 2)
 

@@ -71,9 +71,16 @@ Choices where the paper is ambiguous:
   state bounded (see above); the residual one can blow up in long training. In gated
   mode ``comm_output`` maps to ``2 * hidden_size`` features, ``[W^o | W^g]``, so the
   gate costs no extra matmul call.
-* Dropout is on the attention probabilities: ``input_dropout`` on the input attention,
-  ``comm_dropout`` on the communication attention.
+* Dropout is on the attention probabilities by default: ``input_dropout`` on the input
+  attention, ``comm_dropout`` on the communication attention (``RIMOptions.dropout_on``).
 * The default state is zeros (never random), as in ``nn.LSTM``.
+
+**Variants.** The authors' released code computes a different step (inactive units offer
+the state they would have had, the gradient through those offers is blocked, ties go to
+``torch.topk``'s order, one communication output layer for all units, dropout on values,
+other initial weights and sizes). ``variant="authors"`` builds that step on the same
+grouped cell; each difference is one field of :class:`~rim_core.RIMOptions`, switchable on
+its own. docs/model.md lists them, with which side matches the paper.
 
 Speed: everything that depends only on the input (keys, values, and the values'
 product with each unit's input-to-gate weights, which is linear in them) is computed
@@ -93,8 +100,11 @@ from torch import Tensor, nn
 
 from rim_core.group_linear import GroupLinear, group_matmul
 from rim_core.group_rnn import GroupGRUCell, GroupLSTMCell
+from rim_core.selection import SELECTION_RULES
+from rim_core.variants import RIMOptions, resolve
 
-State = Tensor | tuple[Tensor, Tensor]
+State = Tensor | tuple[Tensor, Tensor]  # the public form: h (GRU) or (h, c) (LSTM)
+Inner = tuple[Tensor, ...]  # inside rim_core, always a tuple: (h,) or (h, c)
 
 RNN_CELLS = {"LSTM": GroupLSTMCell, "GRU": GroupGRUCell}
 COMM_UPDATES = ("gated", "residual")
@@ -103,13 +113,34 @@ COMM_UPDATES = ("gated", "residual")
 class ProjectedInput(NamedTuple):
     """State-independent part of the input attention, for ``M`` inputs.
 
-    keys:  ``(M, num_input_heads, input_key_size)``
-    gates: ``(num_input_heads, M, N, G)``: each unit's input-to-gate map applied to each
-           head's value, without bias (G = 4H for LSTM, 3H for GRU).
+    keys:   ``(M, num_input_heads, input_key_size)``
+    gates:  ``(num_input_heads, M, N, G)``: each unit's input-to-gate map applied to each
+            head's value, without bias (G = 4H for LSTM, 3H for GRU); or None when
+    values: ``(M, num_input_heads, input_value_size)`` are given instead, because dropout on
+            the read vector's features needs the read vector itself.
     """
 
     keys: Tensor
-    gates: Tensor
+    gates: Tensor | None
+    values: Tensor | None = None
+
+    def steps(self, seq_len: int, batch: int) -> list[ProjectedInput]:
+        """Split the inputs of a time-major sequence (M = seq_len * batch) into one per step."""
+        # unbind, not indexing: its backward writes all steps' gradients in one stack,
+        # where indexing would add a full-size zero tensor per step.
+        keys = self.keys.view(seq_len, batch, *self.keys.shape[1:]).unbind(0)
+        gates = values = (None,) * seq_len
+        if self.gates is not None:
+            heads, _, units, size = self.gates.shape
+            gates = self.gates.view(heads, seq_len, batch, units, size).unbind(1)
+        if self.values is not None:
+            values = self.values.view(seq_len, batch, *self.values.shape[1:]).unbind(0)
+        return [ProjectedInput(*parts) for parts in zip(keys, gates, values)]
+
+    def narrow(self, batch: int) -> ProjectedInput:
+        """The first ``batch`` samples."""
+        return ProjectedInput(self.keys[:batch], None if self.gates is None else self.gates[:, :batch],
+                              None if self.values is None else self.values[:batch])
 
 
 class RIMCell(nn.Module):
@@ -125,16 +156,23 @@ class RIMCell(nn.Module):
             attention (must be equal).
         input_value_size: per-head value size of the input attention.
         num_input_heads: heads of the input attention.
-        input_dropout: dropout on the input attention probabilities.
+        input_dropout: dropout rate of the input attention (where: ``options.dropout_on``).
         comm_key_size, comm_query_size: per-head key/query size of the communication
             attention (must be equal).
         comm_value_size: per-head value size of the communication attention.
         num_comm_heads: heads of the communication attention.
-        comm_dropout: dropout on the communication attention probabilities.
-        comm_update: ``"gated"`` (default, bounded; the authors' code) or ``"residual"``
+        comm_dropout: dropout rate of the communication (where: ``options.dropout_on``).
+        comm_update: ``"gated"`` (bounded; the authors' code) or ``"residual"``
             (the paper's equation, unbounded); see the module docstring.
         bias: if False, the cell has no bias at all (the units' RNN biases and the
             communication output's); the attention maps never have one.
+        variant: the preset that every size, rate and switch left at None takes its
+            value from: ``"default"`` (rim_core's model: 64 / 400 / 64, 1 input head,
+            communication 4 heads of 32 / 100 / 32, dropouts 0.1, ``"gated"``,
+            ``RIMOptions()``) or ``"authors"`` (the authors' released code: input value
+            4H, communication 4 heads of 16 / 16 / 16, and their switches; see
+            docs/model.md).
+        options: a :class:`~rim_core.RIMOptions`, the switches in which variants differ.
         device, dtype: factory kwargs, as for every ``torch.nn`` module.
 
     Call ``state, mask = cell(x, hx)``:
@@ -156,6 +194,9 @@ class RIMCell(nn.Module):
         >>> mask.sum(1).tolist() == [4] * 8
         True
         >>> (h, c), mask = cell(x, (h, c))  # the next step
+        >>> authors = RIMCell(32, 16, 6, 4, variant="authors")  # the authors' step
+        >>> authors.input_value_size, authors.options.inactive_offer
+        (64, 'proposed')
     """
 
     def __init__(
@@ -165,82 +206,102 @@ class RIMCell(nn.Module):
         num_units: int,
         k: int,
         rnn_cell: str = "LSTM",
-        input_key_size: int = 64,
-        input_value_size: int = 400,
-        input_query_size: int = 64,
-        num_input_heads: int = 1,
-        input_dropout: float = 0.1,
-        comm_key_size: int = 32,
-        comm_value_size: int = 100,
-        comm_query_size: int = 32,
-        num_comm_heads: int = 4,
-        comm_dropout: float = 0.1,
-        comm_update: str = "gated",
+        input_key_size: int | None = None,
+        input_value_size: int | None = None,
+        input_query_size: int | None = None,
+        num_input_heads: int | None = None,
+        input_dropout: float | None = None,
+        comm_key_size: int | None = None,
+        comm_value_size: int | None = None,
+        comm_query_size: int | None = None,
+        num_comm_heads: int | None = None,
+        comm_dropout: float | None = None,
+        comm_update: str | None = None,
         bias: bool = True,
         *,
+        variant: str = "default",
+        options: RIMOptions | None = None,
         device=None,
         dtype=None,
     ) -> None:
         super().__init__()
+        try:
+            c = resolve(variant, hidden_size, dict(
+                input_key_size=input_key_size, input_value_size=input_value_size,
+                input_query_size=input_query_size, num_input_heads=num_input_heads,
+                input_dropout=input_dropout, comm_key_size=comm_key_size, comm_value_size=comm_value_size,
+                comm_query_size=comm_query_size, num_comm_heads=num_comm_heads, comm_dropout=comm_dropout,
+                comm_update=comm_update, options=options))
+        except ValueError as err:
+            raise ValueError(f"RIMCell: {err}") from None
         _check_positive(input_size=input_size, hidden_size=hidden_size, num_units=num_units,
-                        input_key_size=input_key_size, input_value_size=input_value_size,
-                        num_input_heads=num_input_heads, comm_key_size=comm_key_size,
-                        comm_value_size=comm_value_size, num_comm_heads=num_comm_heads)
+                        input_key_size=c["input_key_size"], input_value_size=c["input_value_size"],
+                        num_input_heads=c["num_input_heads"], comm_key_size=c["comm_key_size"],
+                        comm_value_size=c["comm_value_size"], num_comm_heads=c["num_comm_heads"])
         if not 1 <= k <= num_units:
             raise ValueError(f"RIMCell: k must satisfy 1 <= k <= num_units ({num_units}), got k={k}")
         if rnn_cell not in RNN_CELLS:
             raise ValueError(f"RIMCell: unknown rnn_cell {rnn_cell!r}; choose one of {sorted(RNN_CELLS)}")
-        if input_key_size != input_query_size:
-            raise ValueError(f"RIMCell: input_key_size ({input_key_size}) must equal "
-                             f"input_query_size ({input_query_size}): queries are matched to keys")
-        if comm_key_size != comm_query_size:
-            raise ValueError(f"RIMCell: comm_key_size ({comm_key_size}) must equal "
-                             f"comm_query_size ({comm_query_size}): queries are matched to keys")
-        if comm_update not in COMM_UPDATES:
-            raise ValueError(f"RIMCell: unknown comm_update {comm_update!r}; choose one of {COMM_UPDATES}")
-        for name, p in (("input_dropout", input_dropout), ("comm_dropout", comm_dropout)):
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"RIMCell: {name} must be in [0, 1), got {p}")
+        if c["input_key_size"] != c["input_query_size"]:
+            raise ValueError(f"RIMCell: input_key_size ({c['input_key_size']}) must equal "
+                             f"input_query_size ({c['input_query_size']}): queries are matched to keys")
+        if c["comm_key_size"] != c["comm_query_size"]:
+            raise ValueError(f"RIMCell: comm_key_size ({c['comm_key_size']}) must equal "
+                             f"comm_query_size ({c['comm_query_size']}): queries are matched to keys")
+        if c["comm_update"] not in COMM_UPDATES:
+            raise ValueError(f"RIMCell: unknown comm_update {c['comm_update']!r}; "
+                             f"choose one of {COMM_UPDATES}")
+        for name in ("input_dropout", "comm_dropout"):
+            if not 0.0 <= c[name] < 1.0:
+                raise ValueError(f"RIMCell: {name} must be in [0, 1), got {c[name]}")
+        if not isinstance(c["options"], RIMOptions):
+            raise ValueError(f"RIMCell: options must be a RIMOptions, got {type(c['options']).__name__}")
         factory = {"device": device, "dtype": dtype}
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_units = num_units
         self.k = k
         self.rnn_cell = rnn_cell
-        self.num_input_heads = num_input_heads
-        self.input_key_size = input_key_size
-        self.input_value_size = input_value_size
-        self.input_dropout = input_dropout
-        self.num_comm_heads = num_comm_heads
-        self.comm_key_size = comm_key_size
-        self.comm_value_size = comm_value_size
-        self.comm_dropout = comm_dropout
-        self.comm_update = comm_update
+        self.variant = variant
+        self.num_input_heads = c["num_input_heads"]
+        self.input_key_size = c["input_key_size"]
+        self.input_value_size = c["input_value_size"]
+        self.input_dropout = c["input_dropout"]
+        self.num_comm_heads = c["num_comm_heads"]
+        self.comm_key_size = c["comm_key_size"]
+        self.comm_value_size = c["comm_value_size"]
+        self.comm_dropout = c["comm_dropout"]
+        self.comm_update = c["comm_update"]
+        self.options: RIMOptions = c["options"]
         self.bias = bias
         self.step_is_compiled = False  # see compile_step
+        # Fixed at construction, so torch.compile sees a constant function.
+        self._select = SELECTION_RULES[self.options.tie_break]
 
+        heads, dk, dv = self.num_input_heads, self.input_key_size, self.input_value_size
         # Input attention: shared key/value maps of the input, a query map per unit.
-        self.input_key = nn.Linear(input_size, num_input_heads * input_key_size, bias=False, **factory)
-        self.input_value = nn.Linear(input_size, num_input_heads * input_value_size, bias=False,
-                                     **factory)
-        self.input_query = GroupLinear(hidden_size, num_input_heads * input_key_size, num_units,
-                                       bias=False, **factory)
-        self.rnn = RNN_CELLS[rnn_cell](num_input_heads * input_value_size, hidden_size, num_units,
-                                       bias=bias, **factory)
+        self.input_key = nn.Linear(input_size, heads * dk, bias=False, **factory)
+        self.input_value = nn.Linear(input_size, heads * dv, bias=False, **factory)
+        self.input_query = GroupLinear(hidden_size, heads * dk, num_units, bias=False, **factory)
+        self.rnn = RNN_CELLS[rnn_cell](heads * dv, hidden_size, num_units, bias=bias, **factory)
         # Communication: fused per-unit query/key/value map, and the output map back to H.
-        self.comm_qkv = GroupLinear(hidden_size, num_comm_heads * (2 * comm_key_size + comm_value_size),
-                                    num_units, bias=False, **factory)
-        comm_out = 2 * hidden_size if comm_update == "gated" else hidden_size  # [value | gate]
-        self.comm_output = GroupLinear(num_comm_heads * comm_value_size, comm_out, num_units, bias=bias,
-                                       **factory)
+        heads, dk, dv = self.num_comm_heads, self.comm_key_size, self.comm_value_size
+        self.comm_qkv = GroupLinear(hidden_size, heads * (2 * dk + dv), num_units, bias=False, **factory)
+        comm_out = 2 * hidden_size if self.comm_update == "gated" else hidden_size  # [value | gate]
+        groups = 1 if self.options.shared_comm_output else num_units
+        self.comm_output = GroupLinear(heads * dv, comm_out, groups, bias=bias, **factory)
+        if self.options.init != "pytorch":
+            self.reset_parameters()
 
     @property
     def is_lstm(self) -> bool:
         return self.rnn_cell == "LSTM"
 
     def extra_repr(self) -> str:
+        variant = "" if self.variant == "default" else f", variant={self.variant!r}"
+        options = "" if self.options == RIMOptions() else f", options={self.options}"
         return (f"{self.input_size}, {self.hidden_size}, num_units={self.num_units}, k={self.k}, "
-                f"comm_update={self.comm_update!r}")
+                f"comm_update={self.comm_update!r}{variant}{options}")
 
     # ------------------------------------------------------------------ public API
 
@@ -258,13 +319,52 @@ class RIMCell(nn.Module):
         else:
             check_state(hx, self.rnn_cell, (x.size(0), self.num_units, self.hidden_size), "RIMCell",
                         "batch, num_units, hidden_size")
-            state = map_state(hx, lambda s: s.transpose(0, 1))
+            state = tuple(s.transpose(0, 1) for s in as_tuple(hx))
         state, mask = self.step(self.project_input(x), state)
-        state = map_state(state, lambda s: s.transpose(0, 1))
-        mask = mask.t()
+        state, mask = tuple(s.transpose(0, 1) for s in state), mask.t()
         if not batched:
-            state, mask = map_state(state, lambda s: s.squeeze(0)), mask.squeeze(0)
-        return state, mask
+            state, mask = tuple(s.squeeze(0) for s in state), mask.squeeze(0)
+        return from_tuple(state), mask
+
+    @classmethod
+    def from_authors(cls, state_dict: dict[str, Tensor], k: int, rnn_cell: str = "LSTM") -> RIMCell:
+        """A cell with the ``"authors"`` variant and the weights of the authors' ``BlocksCore``.
+
+        ``state_dict`` holds their parameter names and shapes (``inp_att.*``, ``mha.*``,
+        ``block_lstm.lstm.*`` or ``block_lstm.gru.*``, the RNN weights dense and
+        block-diagonal, as ``blockify_params()`` leaves them); the sizes are read from the
+        shapes. For layer 0 of their ``RNNModel``, strip the prefix ``bc_lst.0.`` first.
+        Raises ``ValueError`` naming the key for a missing key, a wrong shape or a
+        non-zero off-diagonal block. See docs/model.md#the-authors-released-code.
+        """
+        from rim_core.authors import cell_from_authors
+
+        return cell_from_authors(state_dict, k, rnn_cell)
+
+    def reset_parameters(self, init: str | None = None) -> None:
+        """Draw every parameter afresh.
+
+        ``init`` (default: ``options.init``):
+
+        * ``"pytorch"``: each layer's ``nn.Linear``-style default,
+          :math:`\\mathcal{U}(\\pm 1/\\sqrt{\\text{fan-in}})`, the units' RNNs
+          :math:`\\mathcal{U}(\\pm 1/\\sqrt{H})` as ``nn.LSTMCell``.
+        * ``"authors"``: the authors' code: every attention map (input key, value and
+          query, communication query/key/value) :math:`\\mathcal{N}(0, 0.01^2)`; the RNNs
+          :math:`\\mathcal{U}(\\pm 1/\\sqrt{NH})`, the scale of their one dense cell of
+          size N*H; the communication output as ``"pytorch"``.
+        """
+        init = self.options.init if init is None else init
+        if init == "authors":
+            from rim_core.authors import init_authors
+
+            init_authors(self)
+        elif init == "pytorch":
+            for module in (self.input_key, self.input_value, self.input_query, self.rnn, self.comm_qkv,
+                           self.comm_output):
+                module.reset_parameters()
+        else:
+            raise ValueError(f"RIMCell: unknown init {init!r}; choose 'pytorch' or 'authors'")
 
     def compile_step(self, **compile_kwargs: Any) -> RIMCell:
         """Replace :meth:`step` by its ``torch.compile``'d version (returns self).
@@ -276,10 +376,11 @@ class RIMCell(nn.Module):
         self.step_is_compiled = True
         return self
 
-    def initial_state(self, batch_size: int, like: Tensor) -> State:
-        """Zero state in group-major layout ``(N, B, H)``, on ``like``'s device and dtype."""
+    def initial_state(self, batch_size: int, like: Tensor) -> Inner:
+        """Zero state in group-major layout, ``(h,)`` or ``(h, c)`` of ``(N, B, H)``, on
+        ``like``'s device and dtype."""
         zeros = like.new_zeros(self.num_units, batch_size, self.hidden_size)
-        return (zeros, zeros.clone()) if self.is_lstm else zeros
+        return (zeros, zeros.clone()) if self.is_lstm else (zeros,)
 
     def project_input(self, x: Tensor) -> ProjectedInput:
         """The state-independent part of a step, for ``x`` of shape ``(M, input_size)``.
@@ -288,6 +389,8 @@ class RIMCell(nn.Module):
         """
         heads, dv, n = self.num_input_heads, self.input_value_size, self.num_units
         keys = self.input_key(x).view(-1, heads, self.input_key_size)
+        if self._reads_values():
+            return ProjectedInput(keys, None, self.input_value(x).view(-1, heads, dv))
         # Per head h: gates = (x W_v,h^T) W_ih,h^T. Multiply in the cheaper order; the
         # product is the same either way.
         w_value = self.input_value.weight.view(heads, dv, self.input_size)
@@ -298,67 +401,92 @@ class RIMCell(nn.Module):
             gates = torch.bmm(torch.matmul(x, w_value.transpose(1, 2)), w_ih.transpose(1, 2))
         return ProjectedInput(keys, gates.view(heads, x.size(0), n, self.rnn.weight_ih.size(1)))
 
-    def step(self, inp: ProjectedInput, state: State) -> tuple[State, Tensor]:
-        """Advance the group-major state ``(N, B, H)`` by one step.
+    def step(self, inp: ProjectedInput, state: Inner) -> tuple[Inner, Tensor]:
+        """Advance the group-major state by one step.
 
         Args:
             inp: :meth:`project_input` of this step's ``(B, input_size)`` input.
-            state: ``h`` (GRU) or ``(h, c)`` (LSTM), each ``(N, B, H)``.
+            state: ``(h,)`` (GRU) or ``(h, c)`` (LSTM), each ``(N, B, H)``.
 
         Returns:
             ``(state, mask)`` with the next state and the ``(N, B)`` bool mask of active units.
         """
-        h_prev = state[0] if self.is_lstm else state
-        n, b, heads = self.num_units, h_prev.size(1), self.num_input_heads
-
-        # Input attention: each unit's attention on the real input vs the null input.
-        query = group_matmul(h_prev, self.input_query.weight).view(n, b, heads, self.input_key_size)
-        score = (query * inp.keys).sum(-1) / math.sqrt(self.input_key_size)
-        p_input = torch.sigmoid(score)  # = softmax([0, score])[1]: the null key is 0
-        relevance = p_input.detach().mean(-1)
-        # Not topk: its tie order is unspecified and differs between CPU and CUDA, and at
-        # t=0 (zero state, no biases) every unit ties. A stable sort gives the lower index.
-        top = relevance.sort(dim=0, descending=True, stable=True).indices[: self.k]
-        mask = torch.zeros_like(relevance, dtype=torch.bool).scatter_(0, top, True)
-
-        # Independent dynamics: every unit's RNN on what it read; only active units keep it.
-        p_read = F.dropout(p_input, self.input_dropout, self.training)
-        gates = inp.gates.transpose(1, 2)  # (heads, N, B, G)
-        bias = self.rnn.input_bias()
-        if heads == 1:  # squeeze, not [0]: select's backward writes a zero tensor per step
-            gates_in = (p_read * gates.squeeze(0) if bias is None
-                        else torch.addcmul(bias.unsqueeze(1), p_read, gates.squeeze(0)))
-        else:
-            gates_in = (p_read.permute(2, 0, 1).unsqueeze(-1) * gates).sum(0)
-            if bias is not None:
-                gates_in = gates_in + bias.unsqueeze(1)
-        updated = self.rnn.recurrence(gates_in, state)
+        p_input = self._input_attention(inp, state[0])
+        mask = self._select(p_input.detach().mean(-1), self.k)
+        # Every unit's RNN runs on what it read (its proposal); only active units keep it.
+        proposed = self.rnn.recurrence(self._read(inp, p_input), state)
         active = mask.unsqueeze(-1)
-        if self.is_lstm:
-            h = torch.where(active, updated[0], state[0])
-            c = torch.where(active, updated[1], state[1])
-        else:
-            h = torch.where(active, updated, state)
-
-        h = self._communicate(h, active)
-        return ((h, c) if self.is_lstm else h), mask
+        kept = tuple(torch.where(active, new, old) for new, old in zip(proposed, state))
+        # What inactive units offer to communication, and whether gradient flows back through it.
+        offered = kept[0] if self.options.inactive_offer == "kept" else proposed[0]
+        if self.options.detach_inactive_offer:
+            offered = torch.where(active, offered, offered.detach())
+        h = torch.where(active, kept[0] + self._communicate(offered), kept[0])
+        return (h, *kept[1:]), mask
 
     # ------------------------------------------------------------------ internals
 
-    def _communicate(self, h: Tensor, active: Tensor) -> Tensor:
+    def _reads_values(self) -> bool:
+        """Whether this call needs the read vector itself (dropout on its features)."""
+        return self.training and self.options.dropout_on == "values" and self.input_dropout > 0
+
+    def _input_attention(self, inp: ProjectedInput, h: Tensor) -> Tensor:
+        """Each unit's attention on the real input vs the null input, ``(N, B, heads)``."""
+        n, b, heads = self.num_units, h.size(1), self.num_input_heads
+        query = group_matmul(h, self.input_query.weight).view(n, b, heads, self.input_key_size)
+        score = (query * inp.keys).sum(-1) / math.sqrt(self.input_key_size)
+        return torch.sigmoid(score)  # = softmax([0, score])[1]: the null key is 0
+
+    def _read(self, inp: ProjectedInput, p_input: Tensor) -> Tensor:
+        """What each unit reads, as its RNN's input gates ``(N, B, G)``, biases included."""
+        if inp.gates is None:  # the read vector, for dropout on its features
+            read = (p_input.unsqueeze(-1) * inp.values).flatten(2)  # (N, B, heads * dv)
+            return self.rnn.input_gates(F.dropout(read, self.input_dropout, self.training))
+        p_read = p_input
+        if self.options.dropout_on == "attention":
+            p_read = F.dropout(p_input, self.input_dropout, self.training)
+        gates = inp.gates.transpose(1, 2)  # (heads, N, B, G)
+        bias = self.rnn.input_bias()
+        if self.num_input_heads == 1:  # squeeze, not [0]: select's backward writes a zero tensor per step
+            if bias is None:
+                return p_read * gates.squeeze(0)
+            return torch.addcmul(bias.unsqueeze(1), p_read, gates.squeeze(0))
+        gates_in = (p_read.permute(2, 0, 1).unsqueeze(-1) * gates).sum(0)
+        return gates_in if bias is None else gates_in + bias.unsqueeze(1)
+
+    def _communicate(self, h: Tensor) -> Tensor:
+        """Attention across the units on ``h (N, B, H)``: each unit's update ``(N, B, H)``."""
         n, b, heads = self.num_units, h.size(1), self.num_comm_heads
         dk, dv = self.comm_key_size, self.comm_value_size
+        on_values = self.options.dropout_on == "values"
         q, k, v = group_matmul(h, self.comm_qkv.weight).split([heads * dk, heads * dk, heads * dv], -1)
         # (N, B, heads*d) -> (B*heads, N, d): attention runs across the units.
         q, k, v = (t.reshape(n, b * heads, t.size(-1) // heads).transpose(0, 1) for t in (q, k, v))
         attention = torch.bmm(q, k.transpose(1, 2)).mul_(1 / math.sqrt(dk)).softmax(-1)
-        attention = F.dropout(attention, self.comm_dropout, self.training)
+        if not on_values:
+            attention = F.dropout(attention, self.comm_dropout, self.training)
         context = torch.bmm(attention, v).transpose(0, 1).reshape(n, b, heads * dv)
-        out = group_matmul(context, self.comm_output.weight, self.comm_output.bias)
-        if self.comm_update == "gated":
-            value, gate = out.chunk(2, dim=-1)
-            out = torch.sigmoid(gate) * torch.tanh(value)
-        return torch.where(active, h + out, h)
+        if self.options.shared_comm_output:  # one layer for every unit
+            out = group_matmul(context.reshape(1, n * b, heads * dv), self.comm_output.weight,
+                               self.comm_output.bias).view(n, b, -1)
+        else:
+            out = group_matmul(context, self.comm_output.weight, self.comm_output.bias)
+        if self.comm_update == "residual":
+            return F.dropout(out, self.comm_dropout, self.training) if on_values else out
+        value, gate = out.chunk(2, dim=-1)
+        if on_values:  # the value branch only, before the tanh
+            value = F.dropout(value, self.comm_dropout, self.training)
+        return torch.sigmoid(gate) * torch.tanh(value)
+
+
+def as_tuple(hx: State) -> Inner:
+    """The public state (a tensor or an ``(h, c)`` pair) as rim_core's tuple."""
+    return tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
+
+
+def from_tuple(state: Inner) -> State:
+    """rim_core's tuple as the public state: ``h`` alone for a GRU, ``(h, c)`` for an LSTM."""
+    return state if len(state) == 2 else state[0]
 
 
 def check_state(hx: State, rnn_cell: str, want: tuple[int, ...], owner: str, layout: str) -> None:
@@ -385,3 +513,4 @@ def _check_positive(**sizes: int) -> None:
     for name, value in sizes.items():
         if value < 1:
             raise ValueError(f"RIMCell: {name} must be >= 1, got {value}")
+
