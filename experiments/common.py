@@ -146,6 +146,7 @@ def load_state(target: Any, state: dict, source: str | os.PathLike) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Indented, sorted JSON, written atomically: a crash leaves the previous file, never half of one."""
     text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
     atomic_write_bytes(path, lambda f: f.write(text.encode()))
 

@@ -9,6 +9,9 @@ the progress counters and every process's RNG state. What happens when a run is 
 * Inside :func:`signals_held_back` such a signal waits until the block ends, so that a
   checkpoint never pairs stepped parameters with the counters of the step before.
 * ``--save-every N`` bounds what a kill -9 loses to N updates.
+
+A damaged file of a run directory (config.json, a checkpoint) is a one-line error that
+names it (:func:`read_config`, ``load_checkpoint``), raised before anything is written.
 """
 
 from __future__ import annotations
@@ -93,10 +96,56 @@ def exit_interrupted(err: KeyboardInterrupt, saved: Path | None) -> SystemExit:
     return SystemExit(EXIT_CODES.get(signum, 130))
 
 
+CONFIG_FILE = "config.json"
+
+
+def damaged_config(path: Path, what: str) -> str:
+    """The one-line error for a config.json that is unusable: what is wrong, and what to do."""
+    return (f"{path} {what}; it is damaged or was not written by this project: restore it from a copy "
+            f"(last.pt records the same arguments under 'config') or train again in a new --log-dir")
+
+
+class RunConfig(dict):
+    """A run's saved arguments (config.json's ``args``).
+
+    An argument that is not there is the file's fault, not the caller's: reading it raises
+    a one-line :class:`UserError` naming config.json, wherever the read happens (a model's
+    constructor, an evaluation reading the run's image size), instead of a ``KeyError``
+    traceback. ``get`` and ``in`` behave as for any dict.
+    """
+
+    def __init__(self, args: dict, path: Path) -> None:
+        super().__init__(args)
+        self.path = path
+
+    def __missing__(self, key: str) -> Any:
+        raise UserError(damaged_config(self.path, f"has no argument {key!r}"))
+
+
+def read_config(log_dir: str | Path) -> RunConfig | None:
+    """The arguments a run directory's config.json records, None where it has no config.json,
+    and a one-line error where the file is unreadable, not JSON or holds no ``args`` object."""
+    path = Path(log_dir) / CONFIG_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_bytes())
+    except OSError as err:
+        raise UserError(f"{path} cannot be read ({err.strerror}); check its permissions") from None
+    except json.JSONDecodeError as err:  # truncated, or not JSON at all
+        raise UserError(damaged_config(path, f"is not valid JSON ({err.msg} at line {err.lineno})")) from None
+    except UnicodeDecodeError:  # bytes that are not text
+        raise UserError(damaged_config(path, "is not valid JSON (not UTF-8 text)")) from None
+    if not isinstance(data, dict) or not isinstance(data.get("args"), dict):
+        raise UserError(damaged_config(path, "holds no 'args' object"))
+    return RunConfig(data["args"], path)
+
+
 def saved_args(log_dir: str | Path) -> dict:
-    """The arguments a run directory's config.json records ({} where there is none)."""
-    path = Path(log_dir) / "config.json"
-    return json.loads(path.read_text())["args"] if path.is_file() else {}
+    """The arguments a run directory's config.json records ({} where there is none; a
+    :class:`RunConfig` otherwise)."""
+    config = read_config(log_dir)
+    return {} if config is None else config
 
 
 def check_resumable(args: argparse.Namespace, saved: dict, options: tuple[str, ...],
@@ -107,10 +156,12 @@ def check_resumable(args: argparse.Namespace, saved: dict, options: tuple[str, .
     option that runs saved before it existed used.
     """
     defaults = saved_defaults or {}
-    if not saved:
+    if not saved and not isinstance(saved, RunConfig):  # an empty RunConfig: the loop names config.json
         raise UserError(f"--loadsaved: no run to resume in {args.log_dir} (no config.json); "
                         "train without --loadsaved first")
     for option in options:
+        if option not in saved and option not in defaults:  # every run of this script saved it
+            raise UserError(damaged_config(Path(args.log_dir) / CONFIG_FILE, f"has no argument {option!r}"))
         before = saved.get(option, defaults.get(option))
         if before != getattr(args, option):
             raise UserError(f"--loadsaved: --{option.replace('_', '-')} is {getattr(args, option)!r} but "
@@ -158,8 +209,14 @@ class Checkpoints:
                             "new --log-dir")
 
     def resume(self, device: torch.device | str, rank: int = 0, world_size: int = 1) -> None:
-        """Restore every part, the progress and this process's RNG from ``last.pt``."""
+        """Restore every part, the progress and this process's RNG from ``last.pt``, after
+        checking that the run's other checkpoints can be read."""
         state = load_checkpoint(self.last, device, required=(*self.parts, "progress", "rng"))
+        # The run's other checkpoints (best.pt, MNIST's epochs/) are read when training ends:
+        # a damaged one stops the run now, not hours later, and before anything is written.
+        for path in sorted(self.log_dir.rglob("*.pt")):
+            if path != self.last:
+                load_checkpoint(path, "cpu", required=("model", "progress"))
         if len(state["rng"]) != world_size:
             raise UserError(f"--loadsaved: {self.last} was written by {len(state['rng'])} process(es); "
                             f"resume it with as many (got {world_size})")
@@ -202,13 +259,16 @@ def clipped_step(params: Iterable[torch.Tensor], optimizer: torch.optim.Optimize
 def load_run(log_dir: str | Path, build: Callable[[dict], torch.nn.Module], checkpoint: str = "best.pt",
              map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict, dict]:
     """Rebuild a trained model from a run directory with ``build(config)``: returns
-    (model, config, checkpoint), the model on ``map_location``."""
+    (model, config, checkpoint), the model on ``map_location``. ``config`` is a
+    :class:`RunConfig`: an argument config.json lacks is a one-line error where it is read."""
     log_dir = Path(log_dir)
-    config_path = log_dir / "config.json"
-    if not config_path.is_file():
-        raise UserError(f"{log_dir} is not a run directory (no config.json); train with --log-dir first")
-    config = json.loads(config_path.read_text())["args"]
+    config = read_config(log_dir)
+    if config is None:
+        raise UserError(f"{log_dir} is not a run directory (no {CONFIG_FILE}); train with --log-dir first")
     state = load_checkpoint(log_dir / checkpoint, map_location, required=("model", "progress"))
-    model = build(config)
+    try:
+        model = build(config)
+    except KeyError as err:  # a builder that copied the arguments into a plain dict first
+        raise UserError(damaged_config(config.path, f"has no argument {err.args[0]!r}")) from None
     load_state(model, state["model"], log_dir / checkpoint)
     return model.to(map_location), config, state

@@ -1,4 +1,5 @@
-"""What several test modules use: small MNIST files and a tiny MNIST configuration."""
+"""What several test modules use: small MNIST files, and the arguments of tiny MNIST,
+copying and MiniGrid runs."""
 
 from __future__ import annotations
 
@@ -14,6 +15,25 @@ MNIST_TINY = ["--train_examples", "192", "--eval_examples", "64", "--batch_size"
               "--query_size_input", "8", "--value_size_input", "16", "--key_size_comm", "8",
               "--query_size_comm", "8", "--value_size_comm", "8", "--num_comm_heads", "2",
               "--size", "6", "--test_sizes", "7", "9"]
+
+# experiments/copying/main.py arguments for a RIM, data and a run small enough for a test
+COPYING_TINY = ["--input-size", "8", "--hidden-size", "8", "--num-units", "4", "--k", "2",
+                "--key-size-input", "8", "--query-size-input", "8", "--value-size-input", "8",
+                "--key-size-comm", "8", "--query-size-comm", "8", "--value-size-comm", "8",
+                "--num-comm-heads", "2", "--train-len", "4", "--test-lens", "4", "9",
+                "--eval-examples", "16", "--batch-size", "8", "--updates", "6", "--eval-every", "3"]
+
+MINIGRID_ENV = "MiniGrid-Empty-5x5-v0"
+
+
+def minigrid_train_args(storage: Path, model: str, *extra: str, algo: str = "ppo",
+                        frames: int = 32) -> list[str]:
+    """experiments/minigrid/train.py arguments for a tiny agent (2 environments, 16 frames per
+    update, hidden size 8), saved after every update."""
+    return ["--algo", algo, "--env", MINIGRID_ENV, "--model", model, "--storage", str(storage),
+            "--procs", "2", "--frames-per-proc", "8", "--recurrence", "4", "--batch-size", "8",
+            "--epochs", "1", "--hidden-size", "8", "--frames", str(frames), "--save-interval", "1",
+            "--no-progress", *extra]
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:

@@ -58,9 +58,13 @@ def save_status(path: Path, status: dict) -> None:
     save_checkpoint(status, path / STATUS_FILE)
 
 
-def load_status(path: Path) -> dict:
-    return load_checkpoint(path / STATUS_FILE,
-                           required=("model_state", "model_config", "num_frames", "update"))
+def load_status(path: Path, resume: bool = False) -> dict:
+    """``status.pt``, with a one-line error where it is damaged or lacks what the model needs
+    (and, to ``resume`` training, what the optimiser and the RNGs need)."""
+    required = ("model_state", "model_config", "num_frames", "update")
+    if resume:
+        required += ("optimizer_state", "rng_state")
+    return load_checkpoint(path / STATUS_FILE, required=required)
 
 
 def synthesize(values) -> dict[str, float]:
@@ -81,10 +85,10 @@ class TrainingLog:
     def __init__(self, path: Path, echo: bool = True, resume_update: int = 0) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self.echo = echo
-        self._txt = open(path / "log.txt", "a", encoding="utf-8")
         csv_path = path / "log.csv"
-        if csv_path.is_file():
+        if csv_path.is_file():  # first: a damaged log.csv stops the run before any file is opened
             _drop_rows_after(csv_path, resume_update)
+        self._txt = open(path / "log.txt", "a", encoding="utf-8")
         self._write_header = not csv_path.is_file() or csv_path.stat().st_size == 0
         self._csv_file = open(csv_path, "a", newline="", encoding="utf-8")
         self._csv = csv.writer(self._csv_file)
@@ -113,8 +117,13 @@ class TrainingLog:
 
 def _drop_rows_after(csv_path: Path, update: int) -> None:
     """Keep the header and the complete rows up to ``update``; a row cut off by a crash goes too."""
-    text = csv_path.read_text(encoding="utf-8")
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        text = csv_path.read_text(encoding="utf-8")
+        rows = list(csv.reader(io.StringIO(text)))
+    except (UnicodeDecodeError, csv.Error) as err:
+        reason = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else str(err)
+        raise UserError(f"{csv_path} is not a table written by train.py ({reason}); move it away to "
+                        "resume (the resumed run starts a new one)") from None
     if not rows:
         return
     if "update" not in rows[0]:

@@ -228,7 +228,7 @@ def run(args: argparse.Namespace) -> dict:
         stamp = datetime.datetime.now().strftime("%y-%m-%d-%H-%M-%S")
         args.model = f"{args.env}_{args.algo}_{'rim' if args.use_rim else 'lstm'}_seed{args.seed}_{stamp}"
     path = model_dir(args.model, args.storage)
-    status = load_status(path) if (path / STATUS_FILE).is_file() else None
+    status = load_status(path, resume=True) if (path / STATUS_FILE).is_file() else None
     if status is not None:
         check_optimiser_args(args, status)
     update = status["update"] if status else 0

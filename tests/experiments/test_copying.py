@@ -23,12 +23,7 @@ from experiments.copying.tasks import (
     copying_phases,
     stream,
 )
-
-TINY = ["--input-size", "8", "--hidden-size", "8", "--num-units", "4", "--k", "2",
-        "--key-size-input", "8", "--query-size-input", "8", "--value-size-input", "8",
-        "--key-size-comm", "8", "--query-size-comm", "8", "--value-size-comm", "8", "--num-comm-heads", "2",
-        "--train-len", "4", "--test-lens", "4", "9",
-        "--eval-examples", "16", "--batch-size", "8", "--updates", "6", "--eval-every", "3"]
+from tests.helpers import COPYING_TINY as TINY
 
 
 @pytest.mark.parametrize("T", [1, 5, 50, 200])

@@ -21,16 +21,11 @@ from experiments.minigrid.agent import Agent, load_model
 from experiments.minigrid.envs import env_seeds, make_env, preprocess_obss
 from experiments.minigrid.model import ACModel, ModelConfig, pack_memory, unpack_memory
 from experiments.minigrid.storage import TrainingLog, save_status
+from tests.helpers import MINIGRID_ENV as ENV
+from tests.helpers import minigrid_train_args as train_args
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = "MiniGrid-Empty-5x5-v0"
 FRAMES_PER_UPDATE = 16  # 2 procs x 8 frames
-
-
-def train_args(storage: Path, model: str, *extra: str, algo: str = "ppo", frames: int = 32) -> list[str]:
-    return ["--algo", algo, "--env", ENV, "--model", model, "--storage", str(storage), "--procs", "2",
-            "--frames-per-proc", "8", "--recurrence", "4", "--batch-size", "8", "--epochs", "1",
-            "--hidden-size", "8", "--frames", str(frames), "--save-interval", "1", "--no-progress", *extra]
 
 
 def read_csv(path: Path) -> list[dict]:
