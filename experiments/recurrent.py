@@ -1,14 +1,22 @@
 """The recurrent core of the sequence experiments (MNIST, copying, adding): RIM, LSTM or
-GRU, built from the same command-line options in every experiment."""
+GRU, built from the same command-line options in every experiment.
+
+One spec carries the model from the command line to config.json to the tables:
+:func:`add_model_options` declares it, :func:`resolve_model_options` fills in what the RIM
+variant decides (so config.json records every size and switch the model was built with), and
+:func:`make_rnn` builds the model from that record.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from torch import Tensor, nn
 
 from experiments.common import UserError
-from rim_core import RIM
+from rim_core import RIM, VARIANTS, RIMOptions
+from rim_core.variants import SWITCH_VALUES
 
 MODELS = ("RIM", "LSTM", "GRU")
 
@@ -26,10 +34,13 @@ CELL_OPTIONS = {
     "comm_dropout": "comm_dropout",
     "comm_update": "comm_update",
 }
-# runs saved before --comm-update existed used the plain residual update
-SAVED_DEFAULTS = {"comm_update": "residual"}
+# what runs saved before an option existed used: the plain residual update (before
+# --comm-update), rim_core's default variant and switches (before --variant)
+SAVED_DEFAULTS = {"comm_update": "residual", "variant": "default",
+                  "rim_options": dataclasses.asdict(RIMOptions())}
 # the options that fix the architecture: a resumed run must agree on them
-ARCHITECTURE_OPTIONS = ("model", "input_size", "hidden_size", "num_units", "k", "rnn_cell", *CELL_OPTIONS)
+ARCHITECTURE_OPTIONS = ("model", "input_size", "hidden_size", "num_units", "k", "rnn_cell", "variant",
+                        "rim_options", *CELL_OPTIONS)
 
 
 def add_model_options(p: argparse.ArgumentParser, input_size: int, input_help: str) -> None:
@@ -43,23 +54,58 @@ def add_model_options(p: argparse.ArgumentParser, input_size: int, input_help: s
     model.add_argument("--rnn-cell", "--rnn_cell", default="LSTM", help="RIM unit type: LSTM or GRU")
     model.add_argument("--num-units", "--num_units", type=int, default=6, help="RIM units, Kt (paper: 6)")
     model.add_argument("--k", type=int, default=4, help="active units per step, Ka (paper's best: 4)")
+    model.add_argument("--variant", default="default", choices=sorted(VARIANTS),
+                       help="RIM preset of every size and switch below: default (rim_core's model, the "
+                            "paper's equations) or authors (the step of the authors' released code, see "
+                            "docs/model.md); the options below override it")
     sizes = (("key-size-input", 64, "input attention key size"),
-             ("value-size-input", 400, "input attention value size"),
+             ("value-size-input", 400, "input attention value size (authors: 4 x hidden size)"),
              ("query-size-input", 64, "input attention query size"),
              ("num-input-heads", 1, "input attention heads"),
-             ("key-size-comm", 32, "communication key size"),
-             ("value-size-comm", 100, "communication value size"),
-             ("query-size-comm", 32, "communication query size"),
+             ("key-size-comm", 32, "communication key size (authors: 16)"),
+             ("value-size-comm", 100, "communication value size (authors: 16)"),
+             ("query-size-comm", 32, "communication query size (authors: 16)"),
              ("num-comm-heads", 4, "communication heads"))
     for name, default, help in sizes:
-        model.add_argument(f"--{name}", f"--{name.replace('-', '_')}", type=int, default=default, help=help)
-    model.add_argument("--input-dropout", "--input_dropout", type=float, default=0.1,
-                       help="dropout on input attention")
-    model.add_argument("--comm-dropout", "--comm_dropout", type=float, default=0.1,
-                       help="dropout on communication attention")
-    model.add_argument("--comm-update", "--comm_update", default="gated", choices=("gated", "residual"),
-                       help="gated: bounded, as in the authors' code (default); residual: the "
-                            "paper's equation, unbounded (see rim_core.RIMCell)")
+        model.add_argument(f"--{name}", f"--{name.replace('-', '_')}", type=int, default=None,
+                           help=f"{help} (default: the variant's; default variant: {default})")
+    model.add_argument("--input-dropout", "--input_dropout", type=float, default=None,
+                       help="input attention dropout (default: the variant's, 0.1)")
+    model.add_argument("--comm-dropout", "--comm_dropout", type=float, default=None,
+                       help="communication dropout (default: the variant's, 0.1)")
+    model.add_argument("--comm-update", "--comm_update", default=None, choices=("gated", "residual"),
+                       help="gated: bounded, as in the authors' code (both variants' default); residual: "
+                            "the paper's equation, unbounded (see rim_core.RIMCell)")
+    model.add_argument("--rim-option", "--rim_option", action="append", default=[], metavar="NAME=VALUE",
+                       help="change one switch of the variant, for ablations (repeatable): " + "; ".join(
+                           f"{name}={'|'.join(choices)}" for name, choices in switch_choices().items()))
+
+
+def switch_choices() -> dict[str, tuple[str, ...]]:
+    """Each RIMOptions switch and the values it takes on the command line."""
+    return {name: tuple(str(v).lower() if isinstance(v, bool) else v for v in values)
+            for name, values in SWITCH_VALUES.items()}
+
+
+def resolve_model_options(args: argparse.Namespace) -> None:
+    """Fill every RIM size, rate and switch left unset with the variant's, in place; the
+    switches become ``args.rim_options`` (a dict), with ``--rim-option`` applied. One-line
+    errors for a bad switch. Then config.json records the model completely."""
+    preset = VARIANTS[args.variant](hidden_size(vars(args)))
+    for option, arg in CELL_OPTIONS.items():
+        if getattr(args, option) is None:
+            setattr(args, option, preset[arg])
+    options = dataclasses.asdict(preset["options"])
+    allowed = switch_choices()
+    for item in args.rim_option:
+        name, _, value = item.partition("=")
+        if name not in allowed:
+            raise UserError(f"--rim-option {item!r}: unknown switch {name!r}; "
+                            f"choose one of {', '.join(allowed)}")
+        if value not in allowed[name]:
+            raise UserError(f"--rim-option {item!r}: {name} takes one of {', '.join(allowed[name])}")
+        options[name] = value == "true" if isinstance(SWITCH_VALUES[name][0], bool) else value
+    args.rim_options = options
 
 
 def hidden_size(config: dict) -> int:
@@ -79,9 +125,10 @@ def make_rnn(config: dict) -> tuple[nn.Module, int]:
         return (nn.LSTM if model == "LSTM" else nn.GRU)(config["input_size"], hidden), hidden
     cell_kwargs = {arg: config.get(option, SAVED_DEFAULTS.get(option))
                    for option, arg in CELL_OPTIONS.items()}
+    options = config.get("rim_options", SAVED_DEFAULTS["rim_options"])
     try:
         rnn = RIM(config["input_size"], hidden, config["num_units"], config["k"], config["rnn_cell"],
-                  **cell_kwargs)
+                  variant=config.get("variant", "default"), options=RIMOptions(**options), **cell_kwargs)
     except ValueError as err:  # bad sizes, k > num_units, ...
         raise UserError(str(err)) from None
     return rnn, config["num_units"] * hidden

@@ -16,9 +16,15 @@ from typing import Any, Literal
 
 from rim_core.selection import SELECTION_RULES
 
-OFFERS = ("kept", "proposed")
-DROPOUT_PLACES = ("attention", "values")
-INITS = ("pytorch", "authors")
+# each switch of RIMOptions -> the values it takes
+SWITCH_VALUES: dict[str, tuple] = {
+    "inactive_offer": ("kept", "proposed"),
+    "detach_inactive_offer": (False, True),
+    "tie_break": tuple(SELECTION_RULES),
+    "shared_comm_output": (False, True),
+    "dropout_on": ("attention", "values"),
+    "init": ("pytorch", "authors"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,11 +61,9 @@ class RIMOptions:
     init: Literal["pytorch", "authors"] = "pytorch"
 
     def __post_init__(self) -> None:
-        for name, value, allowed in (("inactive_offer", self.inactive_offer, OFFERS),
-                                     ("tie_break", self.tie_break, tuple(SELECTION_RULES)),
-                                     ("dropout_on", self.dropout_on, DROPOUT_PLACES),
-                                     ("init", self.init, INITS)):
-            if value not in allowed:
+        for name, allowed in SWITCH_VALUES.items():
+            value = getattr(self, name)
+            if value not in allowed or type(value) is not type(allowed[0]):
                 raise ValueError(f"RIMOptions: unknown {name} {value!r}; choose one of {allowed}")
 
 

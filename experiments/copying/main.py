@@ -47,7 +47,13 @@ from experiments.common import (
 from experiments.copying.model import INITS, TaskModel, load_run
 from experiments.copying.tasks import EVAL_SEED, TASKS, TEST_STREAM, TRAIN_STREAM, VAL_STREAM, Task, stream
 from experiments.graphed_step import GraphedForwardBackward
-from experiments.recurrent import ARCHITECTURE_OPTIONS, MODELS, SAVED_DEFAULTS, add_model_options
+from experiments.recurrent import (
+    ARCHITECTURE_OPTIONS,
+    MODELS,
+    SAVED_DEFAULTS,
+    add_model_options,
+    resolve_model_options,
+)
 from experiments.training import (
     Checkpoints,
     check_resumable,
@@ -107,10 +113,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                           "scripts: copying 0.5, adding 0.2)")
 
     add_model_options(p, input_size=600, input_help="size of the input embedding (authors' scripts: 600)")
-    p.add_argument("--init", default="pytorch", choices=INITS,
-                   help="initial weights: pytorch (each layer's PyTorch default scale) or authors "
-                        "(the authors' code's scales, see experiments/copying/model.py)")
+    p.add_argument("--init", default=None, choices=INITS,
+                   help="initial weights of the encoder and decoder, and of the RIM unless a "
+                        "--rim-option init=... says otherwise: pytorch (each layer's PyTorch default "
+                        "scale) or authors (the authors' code's scales, see experiments/copying/model.py) "
+                        "(default: the RIM variant's: authors for --variant authors)")
     args = p.parse_args(argv)
+    resolve_model_options(args)
+    if args.init is None:
+        args.init = args.rim_options["init"]
+    elif not any(option.startswith("init=") for option in args.rim_option):
+        args.rim_options["init"] = args.init
     if args.task in TASKS:  # the task's defaults, so that config.json records the values used
         task = TASKS[args.task]
         args.updates = task.updates if args.updates is None else args.updates

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
@@ -11,7 +10,6 @@ from torch import Tensor, nn
 from experiments import training
 from experiments.copying.tasks import ADDING_FEATURES, VOCAB
 from experiments.recurrent import make_rnn, run_rnn
-from rim_core import RIM
 
 INITS = ("pytorch", "authors")
 
@@ -51,24 +49,13 @@ class TaskModel(nn.Module):
 
 @torch.no_grad()
 def init_as_authors(model: TaskModel) -> None:
-    """The initial weight scales of the authors' copying and adding code (event_based/).
-
-    Encoder and decoder weights U(-0.1, 0.1), decoder bias 0. For a RIM also: the input
-    and communication attention maps N(0, 0.01^2), and every unit's LSTM / GRU
-    U(-1/sqrt(N*H), 1/sqrt(N*H)), because their N units are one ``nn.LSTMCell`` of size
-    N*H whose weights are masked block-diagonal. The communication output layer keeps its
-    ``nn.Linear`` scale, as theirs does. ``nn.LSTM`` / ``nn.GRU`` baselines keep theirs.
-    """
+    """The initial weight scales of the authors' copying and adding code (event_based/) for
+    the encoder and decoder: weights U(-0.1, 0.1), decoder bias 0. A RIM's own are its
+    ``RIMOptions.init`` (``"authors"`` with ``--init authors``, see rim_core/authors.py);
+    ``nn.LSTM`` / ``nn.GRU`` baselines keep theirs."""
     nn.init.uniform_(model.encoder.weight, -0.1, 0.1)
     nn.init.uniform_(model.decoder.weight, -0.1, 0.1)
     nn.init.zeros_(model.decoder.bias)
-    if isinstance(model.rnn, RIM):
-        for cell in model.rnn.cells:
-            for layer in (cell.input_key, cell.input_value, cell.input_query, cell.comm_qkv):
-                nn.init.normal_(layer.weight, std=0.01)
-            bound = 1.0 / math.sqrt(cell.num_units * cell.hidden_size)
-            for p in cell.rnn.parameters():
-                nn.init.uniform_(p, -bound, bound)
 
 
 def load_run(log_dir: str | Path, checkpoint: str = "best.pt",

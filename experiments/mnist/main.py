@@ -46,7 +46,13 @@ from experiments.graphed_step import GraphedForwardBackward
 from experiments.mnist import distributed as dist
 from experiments.mnist.data import SequenceSet, load_mnist
 from experiments.mnist.model import build_model, load_run
-from experiments.recurrent import ARCHITECTURE_OPTIONS, MODELS, SAVED_DEFAULTS, add_model_options
+from experiments.recurrent import (
+    ARCHITECTURE_OPTIONS,
+    MODELS,
+    SAVED_DEFAULTS,
+    add_model_options,
+    resolve_model_options,
+)
 from experiments.training import (
     Checkpoints,
     check_resumable,
@@ -120,7 +126,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="clip the gradient's global L2 norm to this (0: off)")
 
     add_model_options(p, input_size=64, input_help="size of the learned pixel embedding")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    resolve_model_options(args)
+    return args
 
 
 # ---------------------------------------------------------------- evaluation
