@@ -1,8 +1,13 @@
-"""What two RIM options cost, in a training step (forward + backward), on the CPU by default.
+"""What RIM options cost, in a training step (forward + backward), on the CPU by default.
 
 1. ``comm_update``: the gated, bounded update (default) against the plain residual.
 2. A packed batch (``PackedSequence``) whose lengths are drawn uniformly from [T/2, T]
    against a padded batch of length T.
+3. ``variant="authors"`` (the step of the authors' released code) against the default, in a
+   training step and in evaluation (forward only, no dropout, no gradient).
+4. Within the authors' preset, dropout on the read vector's features (theirs) against dropout
+   on the attention probabilities: the first needs the read vector itself in training, so
+   the input side cannot be multiplied into the RNN's input gates once per sequence.
 
 Shapes as in scripts/benchmarks/benchmark.py: ``RIM(64, 100, num_units=6, k=4)`` on (T=196, B=64, 64).
 The two variants of each pair are timed in alternation, so that a load that comes and
@@ -15,6 +20,7 @@ goes on the machine affects both; every figure is the median of ``--repeats`` ru
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
@@ -26,12 +32,23 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from experiments.common import environment_info
 from rim_core import RIM
+from rim_core.authors import AUTHORS_OPTIONS
 
 
 def step(model: RIM, x) -> None:
     model.zero_grad(set_to_none=True)
     out, state = model(x)
     (out.data if hasattr(out, "batch_sizes") else out).sum().backward()
+
+
+@torch.no_grad()
+def forward(model: RIM, x) -> None:
+    model(x)
+
+
+def build(cell: str, device: torch.device, **kwargs) -> RIM:
+    torch.manual_seed(0)
+    return RIM(64, 100, num_units=6, k=4, rnn_cell=cell, **kwargs).to(device)
 
 
 def alternate(a, b, device: torch.device, repeats: int) -> tuple[float, float]:
@@ -65,10 +82,7 @@ def main() -> None:
     x = torch.randn(args.seq_len, args.batch, 64, device=device)
     rows = []
     for cell in ("LSTM", "GRU"):
-        models = {}
-        for update in ("gated", "residual"):
-            torch.manual_seed(0)
-            models[update] = RIM(64, 100, num_units=6, k=4, rnn_cell=cell, comm_update=update).to(device)
+        models = {update: build(cell, device, comm_update=update) for update in ("gated", "residual")}
         gated, residual = alternate(partial(step, models["gated"], x), partial(step, models["residual"], x),
                                     device, args.repeats)
         rows.append({"cell": cell, "comparison": "gated / residual comm_update", "a_s": gated,
@@ -83,6 +97,22 @@ def main() -> None:
         rows.append({"cell": cell, "comparison": f"packed (lengths U[{args.seq_len // 2}, {args.seq_len}]) "
                      f"/ padded (length {args.seq_len})", "a_s": t_packed, "b_s": t_padded,
                      "ratio": t_packed / t_padded})
+
+        authors, default = build(cell, device, variant="authors"), models["gated"]
+        for mode, fn in (("train", step), ("eval", forward)):
+            authors.train(mode == "train")
+            default.train(mode == "train")
+            a, b = alternate(partial(fn, authors, x), partial(fn, default, x), device, args.repeats)
+            rows.append({"cell": cell, "comparison": f"authors preset / default ({mode})", "a_s": a, "b_s": b,
+                         "ratio": a / b})
+        read_vector = build(cell, device, variant="authors")
+        probabilities = build(cell, device, variant="authors",
+                              options=dataclasses.replace(AUTHORS_OPTIONS, dropout_on="attention"))
+        a, b = alternate(partial(step, read_vector.train(), x), partial(step, probabilities.train(), x),
+                         device, args.repeats)
+        rows.append({"cell": cell, "comparison": "authors: dropout on read vector / on attention (train)",
+                     "a_s": a, "b_s": b, "ratio": a / b})
+        default.train()
 
     env = environment_info()
     print(f"torch {env['torch']}; {env['cpu']}, {env['cpu_threads']} threads; device {args.device}; "

@@ -1,6 +1,7 @@
 """The model spec: --variant and --rim-option travel from the command line to config.json to
 the model, and runs saved before they existed still resume."""
 
+import dataclasses
 import json
 
 import pytest
@@ -19,7 +20,7 @@ def test_the_variant_fills_every_size_left_unset_and_config_records_it(tmp_path)
     # COPYING_TINY sets every size explicitly: they override the preset, its switches stay
     copying_main([*COPYING_TINY, "--variant", "authors", "--updates", "2", "--log-dir", str(run)])
     config = json.loads((run / "config.json").read_text())["args"]
-    assert config["variant"] == "authors" and config["rim_options"] == vars_of(AUTHORS_OPTIONS)
+    assert config["variant"] == "authors" and config["rim_options"] == dataclasses.asdict(AUTHORS_OPTIONS)
     assert config["init"] == "authors"  # the encoder/decoder follow the RIM's init
     model, _, _ = load_run(run, "last.pt")
     cell = model.rnn.cells[0]
@@ -27,19 +28,15 @@ def test_the_variant_fills_every_size_left_unset_and_config_records_it(tmp_path)
     assert cell.comm_output.weight.size(0) == 1  # one output layer shared by all units
 
 
-def vars_of(options: RIMOptions) -> dict:
-    return {name: getattr(options, name) for name in options.__dataclass_fields__}
-
-
 def test_a_switch_changes_one_field_of_the_variant():
     args = copying_args(["--variant", "authors", "--rim-option", "inactive_offer=kept",
                          "--rim-option", "detach_inactive_offer=false"])
-    assert args.rim_options == {**vars_of(AUTHORS_OPTIONS), "inactive_offer": "kept",
+    assert args.rim_options == {**dataclasses.asdict(AUTHORS_OPTIONS), "inactive_offer": "kept",
                                 "detach_inactive_offer": False}
     assert (args.value_size_input, args.key_size_comm, args.num_comm_heads) == (400, 16, 4)  # 4H, H=100
     default = copying_args(["--value-size-input", "12"])
     assert (default.value_size_input, default.key_size_comm) == (12, 32)
-    assert default.rim_options == vars_of(RIMOptions())
+    assert default.rim_options == dataclasses.asdict(RIMOptions())
 
 
 @pytest.mark.parametrize("option,message", [
