@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import shlex
 import statistics
@@ -25,6 +26,7 @@ class Job:
     done: Path
     log: Path
     env: dict = field(default_factory=dict)
+    row: str = ""  # the table row it was launched for
 
     @property
     def seconds_file(self) -> Path:
@@ -100,6 +102,37 @@ def mean_std(values: list[float], digits: int = 2) -> str:
 def run_name(row: str, seed: int) -> str:
     """A table row and seed as a folder name: "RIM (6,4)", 0 -> "RIM(6_4)_seed0"."""
     return f"{row.replace(' ', '').replace(',', '_')}_seed{seed}"
+
+
+def model_spec(args: dict) -> dict:
+    """What a run's config.json arguments say its model was: the architecture options, with
+    the values that runs saved before an option existed used. Two runs belong to the same
+    table row exactly when their specs are equal."""
+    from experiments.recurrent import ARCHITECTURE_OPTIONS, SAVED_DEFAULTS, hidden_size
+
+    spec = {option: args.get(option, SAVED_DEFAULTS.get(option)) for option in ARCHITECTURE_OPTIONS}
+    spec["hidden_size"] = hidden_size(args)
+    if spec["model"] != "RIM":  # the RIM's sizes and switches do not apply
+        spec = {option: spec[option] for option in ("model", "input_size", "hidden_size")}
+    return spec
+
+
+def group_runs(run_dirs: list[Path], rows: dict[str, dict]) -> dict[str, list[Path]]:
+    """The finished runs among ``run_dirs`` (results.json) under the row whose model spec
+    (``rows``: row -> :func:`model_spec` of its arguments) their config.json matches, so that
+    a run is never counted into a row by its folder's name. A finished run that matches no row
+    is reported and left out."""
+    grouped: dict[str, list[Path]] = {row: [] for row in rows}
+    for run_dir in run_dirs:
+        if not (run_dir / "results.json").exists():
+            continue
+        spec = model_spec(json.loads((run_dir / "config.json").read_text())["args"])
+        matches = [row for row, row_spec in rows.items() if row_spec == spec]
+        if matches:
+            grouped[matches[0]].append(run_dir)
+        else:
+            print(f"{run_dir}: its config.json matches no table row; left out", file=sys.stderr)
+    return grouped
 
 
 def diverged(run_dirs: list[Path]) -> int:

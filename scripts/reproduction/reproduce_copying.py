@@ -1,16 +1,20 @@
 """Reproduce the copying (paper table 1) and adding (table 5) results: train at T=50, test
-at longer T, for RIM (6,4), (6,3), (6,2), LSTM-300, LSTM-600 and GRU-600, and RIM (6,6),
-a control with every unit active at every step.
+at longer T, for RIM (6,4), (6,3), (6,2), LSTM-300, LSTM-600 and GRU-600; and rows run
+only when --rows names them: RIM (6,6), a control with every unit active at every step;
+RIM (6,4) as the authors' released code computes it (--variant authors); and that preset
+with one of its switches set back to rim_core's default, to attribute a difference.
 
 Every run goes through experiments/copying/main.py; finished runs (results.json) are
 skipped and interrupted ones resumed (--loadsaved), so the script can be killed and
-restarted; a run finished at a smaller --updates is continued to the new budget. Writes
+restarted; a run finished at a smaller --updates is continued to the new budget. Runs are
+counted into the row their config.json describes (never by folder name). Writes
 results/<task>.md (one table per metric), results/<task>.csv (one line per model, metric
 and length: mean, std, n and each seed's value), results/<task>.png (each metric against
 the test length, mean and the seed range), results/<task>_curves.png (the validation
 metric that selects best.pt against the update, one line per run: did the curves flatten
 within the budget?) and results/<task>_activations.png (the first RIM run's activation
-picture, copying only).
+picture per RIM row, copying only: <task>_activations.png for the first, then
+<task>_activations_<row>.png).
 
     python scripts/reproduction/reproduce_copying.py --seeds 3 --updates 1200 \
         --rows "RIM (6,4)" LSTM-600 LSTM-300
@@ -40,8 +44,10 @@ from reproduce_common import (
     cuda_arguments,
     default_jobs,
     diverged,
+    group_runs,
     hardware,
     mean_std,
+    model_spec,
     run_jobs,
     run_name,
 )
@@ -57,8 +63,22 @@ ROWS = {
     "LSTM-300": ["--model", "LSTM", "--hidden-size", "300"],
     "LSTM-600": ["--model", "LSTM", "--hidden-size", "600"],
     "GRU-600": ["--model", "GRU", "--hidden-size", "600"],
+    "RIM (6,4) authors": ["--model", "RIM", "--num-units", "6", "--k", "4", "--variant", "authors"],
 }
-CONTROLS = ("RIM (6,6)",)  # a RIM without sparse activation; run only when --rows names it
+AUTHORS = ROWS["RIM (6,4) authors"]
+# the authors' preset with one difference set back to rim_core's default (docs/model.md)
+ABLATIONS = {
+    "RIM (6,4) authors, offer kept": ["--rim-option", "inactive_offer=kept",
+                                      "--rim-option", "detach_inactive_offer=false"],
+    "RIM (6,4) authors, output per unit": ["--rim-option", "shared_comm_output=false"],
+    "RIM (6,4) authors, dropout on attention": ["--rim-option", "dropout_on=attention"],
+    "RIM (6,4) authors, pytorch init": ["--rim-option", "init=pytorch"],
+    "RIM (6,4) authors, our sizes": ["--key-size-comm", "32", "--query-size-comm", "32",
+                                     "--value-size-comm", "100"],
+}
+ROWS.update({row: AUTHORS + switch for row, switch in ABLATIONS.items()})
+# run only when --rows names them: a RIM without sparse activation, and the authors' code
+CONTROLS = ("RIM (6,6)", "RIM (6,4) authors", *ABLATIONS)
 # Goyal et al. 2019 (not our runs): copying, table 1, the all-positions CE at T=50 / T=200;
 # adding, table 5, at T=200 (their MSE)
 PUBLISHED = {
@@ -111,7 +131,8 @@ def make_jobs(args: argparse.Namespace, extra: list[str]) -> list[Job]:
                 done.unlink()  # finished at another budget: resume it to this one (main.py rewrites it)
             if (run_dir / "last.pt").exists():
                 cmd.append("--loadsaved")
-            jobs.append(Job(f"{row} seed {seed}", cmd, run_dir / "results.json", run_dir / "stdout.log"))
+            jobs.append(Job(f"{row} seed {seed}", cmd, run_dir / "results.json", run_dir / "stdout.log",
+                            row=row))
     return jobs
 
 
@@ -129,8 +150,10 @@ def main() -> None:
     parallel = default_jobs(args)
     failed = [] if args.no_run else run_jobs(jobs, parallel)
 
-    finished = {row: [j.done.parent for j in jobs if j.name.startswith(row + " seed") and j.done.exists()]
-                for row in args.rows}
+    from experiments.copying.main import parse_args as main_args  # here: it imports torch
+
+    specs = {row: model_spec(vars(main_args(["--task", args.task, *ROWS[row], *extra]))) for row in args.rows}
+    finished = group_runs([j.done.parent for j in jobs], specs)
     runs = {row: [json.loads((d / "results.json").read_text()) for d in dirs]
             for row, dirs in finished.items()}
     lengths = sorted({int(T) for rs in runs.values() for r in rs for T in r["test"]})
@@ -144,7 +167,7 @@ def main() -> None:
             header += [f"published T={T}" for T in sorted({T for p in published.values() for T in p})]
         rows = []
         for row, rs in runs.items():
-            stopped = diverged([j.done.parent for j in jobs if j.name.startswith(row + " seed")])
+            stopped = diverged([j.done.parent for j in jobs if j.row == row])
             speed = mean_std([r["seconds_per_update"] for r in rs])
             values = {T: [r["test"][str(T)][metric] for r in rs if str(T) in r["test"]] for T in lengths}
             digits = 1 if metric.endswith("accuracy") else 3
@@ -186,11 +209,13 @@ def main() -> None:
     from experiments.copying.tasks import TASKS  # here: it imports torch, which the jobs' driver need not
 
     plot_curves(finished, TASKS[args.task].select, train_lens, RESULTS / f"{args.name}_curves.png")
-    pictures = [d / "activations.png" for dirs in finished.values() for d in dirs
-                if (d / "activations.png").exists()]
-    if pictures:  # the first RIM run's: which units were active in each phase
-        shutil.copyfile(pictures[0], RESULTS / f"{args.name}_activations.png")
-        print(f"wrote {RESULTS / args.name}_activations.png (from {pictures[0].parent.name})")
+    pictures = {row: next(d / "activations.png" for d in dirs if (d / "activations.png").exists())
+                for row, dirs in finished.items() if any((d / "activations.png").exists() for d in dirs)}
+    for i, (row, picture) in enumerate(pictures.items()):  # which units were active in each phase
+        path = RESULTS / (f"{args.name}_activations.png" if i == 0 else
+                          f"{args.name}_activations_{run_name(row, 0).removesuffix('_seed0')}.png")
+        shutil.copyfile(picture, path)
+        print(f"wrote {path} (from {picture.parent.name})")
     if failed:
         raise SystemExit(f"failed runs: {', '.join(failed)} (see their stdout.log)")
 

@@ -9,6 +9,12 @@ from reproduce_common import Job, mean_std, run_jobs
 
 from tests.helpers import MNIST_TINY
 
+# main.py arguments the copying script passes through: a tiny model and task
+TINY_COPYING = ["--input-size", "8", "--hidden-size", "8", "--key-size-input", "8", "--query-size-input", "8",
+                "--value-size-input", "8", "--key-size-comm", "8", "--query-size-comm", "8",
+                "--value-size-comm", "8", "--num-comm-heads", "2", "--train-len", "3", "--test-lens", "3",
+                "6", "--eval-examples", "8", "--batch-size", "4", "--eval-every", "2"]
+
 
 def job(tmp_path: Path, name: str, code: str) -> Job:
     done = tmp_path / f"{name}.done"
@@ -106,13 +112,10 @@ def test_compare_runs_tells_identical_runs_from_different_ones(tmp_path):
 
 def test_reproduce_copying_writes_tables_with_every_length_and_the_published_values(tmp_path, monkeypatch):
     import reproduce_copying
-    tiny = ["--input-size", "8", "--hidden-size", "8", "--key-size-input", "8", "--query-size-input", "8",
-            "--value-size-input", "8", "--key-size-comm", "8", "--query-size-comm", "8",
-            "--value-size-comm", "8", "--num-comm-heads", "2", "--train-len", "3", "--test-lens", "3", "6",
-            "--eval-examples", "8", "--batch-size", "4", "--eval-every", "2"]
     monkeypatch.setattr(reproduce_copying, "RESULTS", tmp_path / "results")
     monkeypatch.setattr(sys, "argv", ["reproduce_copying.py", "--seeds", "2", "--updates", "2", "--rows",
-                                      "RIM (6,4)", "LSTM-300", "--runs-dir", str(tmp_path / "runs"), *tiny])
+                                      "RIM (6,4)", "LSTM-300", "--runs-dir", str(tmp_path / "runs"),
+                                      *TINY_COPYING])
     reproduce_copying.main()
     table = (tmp_path / "results" / "copying.md").read_text()
     assert "| RIM (6,4) | 2 | 0 |" in table
@@ -154,3 +157,26 @@ def test_tables_show_mean_and_std_and_their_csv_holds_numbers_only(tmp_path, mon
     assert ("LSTM", "published") not in rows  # no number, no line
     for row in rows.values():
         float(row["mean"])
+
+
+def test_runs_are_counted_into_the_row_their_config_describes(tmp_path, monkeypatch):
+    import reproduce_copying
+    from reproduce_common import group_runs, model_spec
+
+    from experiments.copying.main import parse_args as main_args
+    rows = ["RIM (6,4)", "RIM (6,4) authors"]
+    monkeypatch.setattr(reproduce_copying, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(sys, "argv", ["reproduce_copying.py", "--seeds", "1", "--updates", "2", "--rows",
+                                      *rows, "--runs-dir", str(tmp_path / "runs"), *TINY_COPYING])
+    reproduce_copying.main()
+    table = (tmp_path / "results" / "copying.md").read_text()
+    # "RIM (6,4) authors seed 0" starts with "RIM (6,4)", but is not counted into it
+    assert "| RIM (6,4) | 1 | 0 |" in table and "| RIM (6,4) authors | 1 | 0 |" in table
+    assert (tmp_path / "results" / "copying_activations_RIM(6_4)authors.png").stat().st_size > 0
+    # a folder named for one row that holds a run of the other is counted by its config.json
+    swapped = tmp_path / "RIM(6_4)_seed1"
+    (tmp_path / "runs" / "RIM(6_4)authors_seed0").rename(swapped)
+    specs = {row: model_spec(vars(main_args([*reproduce_copying.ROWS[row], *TINY_COPYING]))) for row in rows}
+    assert specs[rows[0]] != specs[rows[1]]
+    assert group_runs([swapped, tmp_path / "runs" / "RIM(6_4)_seed0"], specs) == {
+        rows[0]: [tmp_path / "runs" / "RIM(6_4)_seed0"], rows[1]: [swapped]}
