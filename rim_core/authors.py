@@ -73,9 +73,9 @@ def _rnn_blocks(w: Tensor, sizes: dict) -> Tensor:
     din = w.size(1) // n
     blocks = w.reshape(g, n, h, n, din)
     diagonal = torch.diagonal(blocks, dim1=1, dim2=3)  # (g, h, din, n)
-    if torch.count_nonzero(w) != torch.count_nonzero(diagonal):
-        raise ValueError("its off-diagonal blocks are not zero: call the authors' blockify_params() "
-                         "first, or the dense cell is not modular")
+    if not sizes["blockify"] and torch.count_nonzero(w) != torch.count_nonzero(diagonal):
+        raise ValueError("its off-diagonal blocks are not zero; their forward zeroes them "
+                         "(blockify_params()) before every use: pass blockify=True to do the same")
     return diagonal.permute(3, 0, 1, 2).reshape(n, g * h, din)
 
 
@@ -146,12 +146,15 @@ def infer_sizes(state_dict: dict[str, Tensor], rnn_cell: str) -> dict[str, int]:
             "dv": dv, "comm_dk": comm_dk, "comm_dv": comm_dv, "gates": NUM_GATES[rnn_cell]}
 
 
-def convert(state_dict: dict[str, Tensor], rnn_cell: str, sizes: dict[str, int]) -> dict[str, Tensor]:
+def convert(state_dict: dict[str, Tensor], rnn_cell: str, sizes: dict[str, int],
+            blockify: bool = False) -> dict[str, Tensor]:
     """Their tensors (parameters, or gradients of them) -> ours, by :data:`MAPPING`.
 
-    The map is linear and one-to-one on the live entries, so it carries gradients too.
+    The map is linear and one-to-one on the live entries, so it carries gradients too. The
+    RNN weights' off-diagonal blocks must be zero unless ``blockify``, which drops them.
     """
     parts: dict[str, Tensor] = {}
+    sizes = {**sizes, "blockify": blockify}
     shapes = their_shapes(sizes)
     for name, (ours, transform) in MAPPING.items():
         key = their_key(name, rnn_cell)
@@ -173,7 +176,8 @@ def convert(state_dict: dict[str, Tensor], rnn_cell: str, sizes: dict[str, int])
     return out
 
 
-def cell_from_authors(state_dict: dict[str, Tensor], k: int, rnn_cell: str = "LSTM") -> nn.Module:
+def cell_from_authors(state_dict: dict[str, Tensor], k: int, rnn_cell: str = "LSTM",
+                      blockify: bool = False) -> nn.Module:
     """See :meth:`rim_core.RIMCell.from_authors`."""
     from rim_core.rim_cell import RIMCell
 
@@ -189,7 +193,7 @@ def cell_from_authors(state_dict: dict[str, Tensor], k: int, rnn_cell: str = "LS
         raise ValueError(f"from_authors: 'inp_att.GLN_ks.w' / 'inp_att.GLN_vs.w' give input key "
                          f"{sizes['dk']} and value {sizes['dv']}; their code hard-wires 64 and 4H = "
                          f"{4 * sizes['hidden_size']}")
-    ours = convert(state_dict, rnn_cell, sizes)
+    ours = convert(state_dict, rnn_cell, sizes, blockify)
     first = state_dict["inp_att.GLN_qs.w"]
     try:
         cell = RIMCell(sizes["input_size"], sizes["hidden_size"], sizes["num_units"], k, rnn_cell,

@@ -327,19 +327,23 @@ class RIMCell(nn.Module):
         return from_tuple(state), mask
 
     @classmethod
-    def from_authors(cls, state_dict: dict[str, Tensor], k: int, rnn_cell: str = "LSTM") -> RIMCell:
+    def from_authors(cls, state_dict: dict[str, Tensor], k: int, rnn_cell: str = "LSTM", *,
+                     blockify: bool = False) -> RIMCell:
         """A cell with the ``"authors"`` variant and the weights of the authors' ``BlocksCore``.
 
         ``state_dict`` holds their parameter names and shapes (``inp_att.*``, ``mha.*``,
-        ``block_lstm.lstm.*`` or ``block_lstm.gru.*``, the RNN weights dense and
-        block-diagonal, as ``blockify_params()`` leaves them); the sizes are read from the
-        shapes. For layer 0 of their ``RNNModel``, strip the prefix ``bc_lst.0.`` first.
-        Raises ``ValueError`` naming the key for a missing key, a wrong shape or a
-        non-zero off-diagonal block. See docs/model.md#the-authors-released-code.
+        ``block_lstm.lstm.*`` or ``block_lstm.gru.*``, the RNN weights dense); the sizes are
+        read from the shapes. For layer 0 of their ``RNNModel``, strip the prefix
+        ``bc_lst.0.`` first. Their forward zeroes the dense RNN weights' off-diagonal blocks
+        (``blockify_params()``) before every use, but an optimiser step after it leaves them
+        non-zero in a saved checkpoint: ``blockify=True`` drops them as their forward does;
+        without it they must be zero. Raises a one-line ``ValueError`` naming the key for a
+        missing or unexpected key, a wrong shape or a non-zero off-diagonal block, and for
+        ``k`` out of range. See docs/model.md#the-authors-released-code.
         """
         from rim_core.authors import cell_from_authors
 
-        return cell_from_authors(state_dict, k, rnn_cell)
+        return cell_from_authors(state_dict, k, rnn_cell, blockify)
 
     def reset_parameters(self, init: str | None = None) -> None:
         """Draw every parameter afresh.

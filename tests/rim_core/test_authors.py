@@ -130,6 +130,19 @@ def test_from_authors_rejects_bad_input_in_one_line(state_dict, k, rnn_cell, mes
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_blockify_drops_what_their_forward_zeroes():
+    """A checkpoint saved after an optimiser step holds non-zero off-diagonal RNN blocks, which
+    their forward zeroes before use: with blockify=True they are dropped, the rest is kept."""
+    case = load_case("gru_n4_h4")
+    key = "block_lstm.gru.weight_ih"
+    trained = {**case.params, key: case.params[key] + 0.5}  # every entry non-zero
+    with pytest.raises(ValueError, match="pass blockify=True"):
+        RIMCell.from_authors(trained, case.k, "GRU")
+    cell = RIMCell.from_authors(trained, case.k, "GRU", blockify=True)
+    clean = RIMCell.from_authors(case.params, case.k, "GRU")
+    torch.testing.assert_close(cell.rnn.weight_ih, clean.rnn.weight_ih + 0.5)
+
+
 def test_presets_merge_with_explicit_arguments():
     cell = RIMCell(8, 10, 4, 2, variant="authors", comm_value_size=8)
     assert (cell.input_value_size, cell.comm_value_size, cell.comm_key_size) == (40, 8, 16)
