@@ -54,10 +54,9 @@ def add_model_options(p: argparse.ArgumentParser, input_size: int, input_help: s
     model.add_argument("--rnn-cell", "--rnn_cell", default="LSTM", help="RIM unit type: LSTM or GRU")
     model.add_argument("--num-units", "--num_units", type=int, default=6, help="RIM units, Kt (paper: 6)")
     model.add_argument("--k", type=int, default=4, help="active units per step, Ka (paper's best: 4)")
-    model.add_argument("--variant", default="default", choices=sorted(VARIANTS),
-                       help="RIM preset of every size and switch below: default (rim_core's model, the "
-                            "paper's equations) or authors (the step of the authors' released code, see "
-                            "docs/model.md); the options below override it")
+    add_variant_options(model, "default", "RIM preset of every size and switch below: default (rim_core's "
+                        "model, the paper's equations) or authors (the step of the authors' released "
+                        "code, see docs/model.md); the options below override it")
     sizes = (("key-size-input", 64, "input attention key size"),
              ("value-size-input", 400, "input attention value size (authors: 4 x hidden size)"),
              ("query-size-input", 64, "input attention query size"),
@@ -76,7 +75,12 @@ def add_model_options(p: argparse.ArgumentParser, input_size: int, input_help: s
     model.add_argument("--comm-update", "--comm_update", default=None, choices=("gated", "residual"),
                        help="gated: bounded, as in the authors' code (both variants' default); residual: "
                             "the paper's equation, unbounded (see rim_core.RIMCell)")
-    model.add_argument("--rim-option", "--rim_option", action="append", default=[], metavar="NAME=VALUE",
+
+
+def add_variant_options(group: argparse._ArgumentGroup, default: str | None, help: str) -> None:
+    """--variant and --rim-option, which every experiment with a RIM shares."""
+    group.add_argument("--variant", default=default, choices=sorted(VARIANTS), help=help)
+    group.add_argument("--rim-option", "--rim_option", action="append", default=[], metavar="NAME=VALUE",
                        help="change one switch of the variant, for ablations (repeatable): " + "; ".join(
                            f"{name}={'|'.join(choices)}" for name, choices in switch_choices().items()))
 
@@ -95,9 +99,15 @@ def resolve_model_options(args: argparse.Namespace) -> None:
     for option, arg in CELL_OPTIONS.items():
         if getattr(args, option) is None:
             setattr(args, option, preset[arg])
-    options = dataclasses.asdict(preset["options"])
+    args.rim_options = rim_switches(preset["options"], args.rim_option)
+
+
+def rim_switches(options: RIMOptions, changes: list[str]) -> dict:
+    """``options`` as a dict, with each ``--rim-option NAME=VALUE`` of ``changes`` applied;
+    one-line errors for a bad switch."""
+    options = dataclasses.asdict(options)
     allowed = switch_choices()
-    for item in args.rim_option:
+    for item in changes:
         name, _, value = item.partition("=")
         if name not in allowed:
             raise UserError(f"--rim-option {item!r}: unknown switch {name!r}; "
@@ -105,7 +115,7 @@ def resolve_model_options(args: argparse.Namespace) -> None:
         if value not in allowed[name]:
             raise UserError(f"--rim-option {item!r}: {name} takes one of {', '.join(allowed[name])}")
         options[name] = value == "true" if isinstance(SWITCH_VALUES[name][0], bool) else value
-    args.rim_options = options
+    return options
 
 
 def hidden_size(config: dict) -> int:

@@ -23,7 +23,7 @@ from torch.distributions import Categorical
 
 from experiments.common import UserError
 from experiments.minigrid.envs import torch_ac
-from rim_core import RIMCell
+from rim_core import RIMCell, RIMOptions
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,10 @@ class ModelConfig:
     comm_value_size: int = 16
     num_comm_heads: int = 1
     comm_update: str = "gated"  # bounded, as in the authors' code; see rim_core.RIMCell
+    # rim_core's variant and its switches (RIMOptions as a dict). The sizes above apply to
+    # every variant: "authors" changes what the step computes, not its size here.
+    variant: str = "default"
+    rim_options: dict = dataclasses.field(default_factory=lambda: dataclasses.asdict(RIMOptions()))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -123,7 +127,8 @@ class ACModel(nn.Module, torch_ac.RecurrentACModel):
                 input_value_size=config.input_value_size, num_input_heads=config.num_input_heads,
                 input_dropout=0.0, comm_key_size=config.comm_key_size,
                 comm_query_size=config.comm_key_size, comm_value_size=config.comm_value_size,
-                num_comm_heads=config.num_comm_heads, comm_dropout=0.0, comm_update=config.comm_update)
+                num_comm_heads=config.num_comm_heads, comm_dropout=0.0, comm_update=config.comm_update,
+                variant=config.variant, options=RIMOptions(**config.rim_options))
         else:
             self.memory_rnn = nn.LSTMCell(embedding_size, memory_features)
 

@@ -41,10 +41,12 @@ from experiments.minigrid.storage import (
     save_status,
     synthesize,
 )
+from experiments.recurrent import add_variant_options, rim_switches
+from rim_core import VARIANTS
 
 DEFAULT_FRAMES_PER_PROC = {"ppo": 128, "a2c": 8}  # torch-ac's own defaults
 SHAPE_FLAGS = {"num_units": "--num-units", "k": "--k", "hidden_size": "--hidden-size",
-               "comm_update": "--comm-update"}
+               "comm_update": "--comm-update", "variant": "--variant"}
 
 
 LOSS_LOGS = ("policy_loss", "value_loss", "entropy")
@@ -87,6 +89,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     memory.add_argument("--comm-update", "--comm_update", default=None, choices=("gated", "residual"),
                         help="RIM communication update: gated (bounded, the authors' code) or residual "
                              f"(the paper's equation, unbounded) (default: {ModelConfig.comm_update})")
+    add_variant_options(memory, None, "RIM variant: default (rim_core's step) or authors (the step of the "
+                                      "authors' released code, docs/model.md), at this model's sizes "
+                                      f"(default: {ModelConfig.variant})")
 
     algo = p.add_argument_group("algorithm (torch-ac)")
     algo.add_argument("--epochs", type=int, default=4, help="PPO epochs per update (default: 4)")
@@ -160,6 +165,9 @@ def resolve_config(args: argparse.Namespace, saved: dict | None, env: gym.Env) -
     """The model's configuration: from the flags for a new model, from status.pt on resume
     (where flags that were given must agree with it)."""
     shape = {name: getattr(args, name) for name in SHAPE_FLAGS if getattr(args, name) is not None}
+    variant = VARIANTS[args.variant or ModelConfig.variant](ModelConfig.hidden_size)["options"]
+    if args.rim_option or args.variant:
+        shape["rim_options"] = rim_switches(variant, args.rim_option)
     if saved is None:
         config = ModelConfig(use_rim=args.use_rim, num_actions=int(env.action_space.n),
                              image_shape=tuple(env.observation_space["image"].shape), **shape)
@@ -170,7 +178,8 @@ def resolve_config(args: argparse.Namespace, saved: dict | None, env: gym.Env) -
                             "drop --use_rim or choose another --model")
         for name, value in shape.items():
             if value != getattr(config, name):
-                raise UserError(f"{SHAPE_FLAGS[name]} {value} differs from model {args.model}'s "
+                flag = SHAPE_FLAGS.get(name, "--rim-option")
+                raise UserError(f"{flag} {value} differs from model {args.model}'s "
                                 f"{getattr(config, name)}; drop the flag or choose another --model")
         check_env_fits(config, env, args.env)
     if not 1 <= config.k <= config.num_units:

@@ -347,3 +347,16 @@ def test_models_saved_before_comm_update_existed_load_as_residual():
     del data["comm_update"]
     assert ModelConfig.from_dict(data).comm_update == "residual"
     assert ModelConfig(use_rim=True, num_actions=7).comm_update == "gated"
+
+
+def test_the_authors_variant_reaches_the_rim_memory_and_binds_on_resume(tmp_path, capsys):
+    args = train_args(tmp_path, "authors", "--use_rim", "--variant", "authors",
+                      "--rim-option", "tie_break=lower_index")
+    train.main(args)
+    model, _ = load_model(tmp_path / "authors")
+    cell = model.memory_rnn
+    assert cell.variant == "authors" and cell.options.inactive_offer == "proposed"
+    assert cell.options.tie_break == "lower_index" and cell.comm_output.weight.size(0) == 1
+    assert cell.hidden_size == 8 and cell.input_value_size == 64  # this model's sizes, not 4H
+    resume = train_args(tmp_path, "authors", "--variant", "default", frames=64)
+    assert "--variant default differs from model authors's authors" in error_line(capsys, train.main, resume)
