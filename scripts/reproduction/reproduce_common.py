@@ -172,8 +172,9 @@ Cell = str | float | list[float]  # text, one number (published), or one value p
 def write_table(name: str, header: list[str], rows: list[list[Cell]], preamble: str) -> None:
     """results/<name>.md (with the preamble; seed lists as mean ± std) and results/<name>.csv,
     which holds numbers only: one line per model and column, with mean, std, n and the
-    values of the seeds."""
-    RESULTS.mkdir(exist_ok=True)
+    values of the seeds. A name with a folder (``ablations/copying_pilot``) writes into that
+    sub-folder of results/, which it creates."""
+    (RESULTS / name).parent.mkdir(parents=True, exist_ok=True)
 
     def shown(cell: Cell) -> str:
         if isinstance(cell, list):

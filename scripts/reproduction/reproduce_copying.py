@@ -14,7 +14,9 @@ the test length, mean and the seed range), results/<task>_curves.png (the valida
 metric that selects best.pt against the update, one line per run: did the curves flatten
 within the budget?) and results/<task>_activations.png (the first RIM run's activation
 picture per RIM row, copying only: <task>_activations.png for the first, then
-<task>_activations_<row>.png).
+<task>_activations_<row>.png). --name writes them as results/<name>.* instead; pilots and
+ablations go under results/ablations/ (--name ablations/copying_pilot), and
+results/README.md says which of them are kept.
 
     python scripts/reproduction/reproduce_copying.py --seeds 3 --updates 1200 \
         --rows "RIM (6,4)" LSTM-600 LSTM-300
@@ -111,7 +113,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     p.add_argument("--jobs", type=int, default=None,
                    help="runs at once (default: 1 with --cuda, else one per CPU core)")
     p.add_argument("--runs-dir", type=Path, default=None, help="default: runs/reproduce_<task>")
-    p.add_argument("--name", default=None, help="results/<name>.md, .csv, .png (default: the task)")
+    p.add_argument("--name", default=None,
+                   help="results/<name>.md, .csv, .png, ... (default: the task); a pilot or ablation "
+                        "goes under results/ablations/: --name ablations/copying_pilot")
     args, extra = p.parse_known_args(argv)
     args.runs_dir = args.runs_dir or ROOT / "runs" / f"reproduce_{args.task}"
     args.name = args.name or args.task
@@ -238,7 +242,10 @@ def activation_table(runs: dict[str, list[dict]], lengths: list[int]) -> tuple |
 
 def write_tables(name: str, preamble: str, tables: list[tuple[str, list[str], list[list[str]]]],
                  csv_header: list[str], csv_rows: list[list]) -> None:
-    RESULTS.mkdir(exist_ok=True)
+    """results/<name>.md (the preamble, then one table per entry of tables) and
+    results/<name>.csv; a name with a folder (``ablations/copying_pilot``) writes into that
+    sub-folder of results/, which it creates, and the plots follow it there."""
+    (RESULTS / name).parent.mkdir(parents=True, exist_ok=True)
     lines = [preamble.rstrip()]
     for title, header, rows in tables:
         lines += ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -180,3 +180,22 @@ def test_runs_are_counted_into_the_row_their_config_describes(tmp_path, monkeypa
     assert specs[rows[0]] != specs[rows[1]]
     assert group_runs([swapped, tmp_path / "runs" / "RIM(6_4)_seed0"], specs) == {
         rows[0]: [tmp_path / "runs" / "RIM(6_4)_seed0"], rows[1]: [swapped]}
+
+
+def test_a_name_with_a_folder_writes_into_that_folder_of_results(tmp_path, monkeypatch):
+    """results/README.md puts pilots and ablations under results/ablations/; the command it
+    quotes (--name ablations/NAME) must write them there, creating the folder."""
+    import reproduce_common
+    import reproduce_copying
+    monkeypatch.setattr(reproduce_common, "RESULTS", tmp_path / "results")
+    reproduce_common.write_table("ablations/t", ["model", "ours"], [["RIM", [0.5]]], "# T")
+    assert {p.name for p in (tmp_path / "results" / "ablations").iterdir()} == {"t.md", "t.csv"}
+
+    monkeypatch.setattr(reproduce_copying, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(sys, "argv", ["reproduce_copying.py", "--no-run", "--seeds", "1", "--rows",
+                                      "RIM (6,4)", "--runs-dir", str(tmp_path / "runs"),
+                                      "--name", "ablations/pilot"])
+    reproduce_copying.main()  # no finished runs: an empty table and plots, in the right place
+    assert {p.name for p in (tmp_path / "results" / "ablations").iterdir()} == {
+        "t.md", "t.csv", "pilot.md", "pilot.csv", "pilot.png", "pilot_curves.png"}
+    assert not list((tmp_path / "results").glob("pilot*"))
