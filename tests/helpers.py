@@ -14,7 +14,7 @@ MNIST_TINY = ["--train_examples", "192", "--eval_examples", "64", "--batch_size"
               "--hidden_size", "12", "--num_units", "4", "--k", "2", "--key_size_input", "8",
               "--query_size_input", "8", "--value_size_input", "16", "--key_size_comm", "8",
               "--query_size_comm", "8", "--value_size_comm", "8", "--num_comm_heads", "2",
-              "--size", "6", "--test_sizes", "7", "9"]
+              "--size", "6", "--test_sizes", "7", "9", "--no-compile"]
 
 # experiments/copying/main.py arguments for a RIM, data and a run small enough for a test
 COPYING_TINY = ["--input-size", "8", "--hidden-size", "8", "--num-units", "4", "--k", "2",

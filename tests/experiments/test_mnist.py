@@ -336,3 +336,9 @@ def test_dashed_option_names_with_the_reference_underscore_aliases():
     assert vars(dashed) == vars(underscored)
     assert dashed.num_units == 5 and dashed.key_size_comm == 16 and not dashed.train
     assert parse_args([]).train
+
+
+def test_compile_is_on_by_default_only_for_a_rim_on_the_cpu():
+    from experiments.mnist.main import parse_args
+    assert parse_args([]).compile and not parse_args(["--no-compile"]).compile
+    assert not parse_args(["--model", "LSTM"]).compile and not parse_args(["--cuda"]).compile
