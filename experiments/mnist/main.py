@@ -396,7 +396,7 @@ def write_results(log_dir: Path, splits, batch_size: int, ctx: dist.Context) -> 
     results = {"test_accuracy": accuracy, "best_epoch": state["progress"]["best_epoch"],
                "val_accuracy": state["progress"]["best_val"],
                "per_size_selection": per_size_selection(log_dir, last, splits, batch_size, ctx),
-               "model": config["model"], "seed": config["seed"],
+               "epochs": last["epoch"], "model": config["model"], "seed": config["seed"],
                "test_examples": len(next(iter(splits.tests.values()))),
                "epoch_eval_examples": config.get("epoch_eval_examples"), "history": last.get("history", []),
                "eval_seconds": round(time.perf_counter() - start, 2)}

@@ -197,3 +197,21 @@ def write_table(name: str, header: list[str], rows: list[list[Cell]], preamble: 
                 elif cell not in ("", "–"):
                     writer.writerow([row[0], column, cell, "", "", ""])
     print(f"wrote {RESULTS / name}.md and .csv")
+
+
+def write_tables(stem: Path, preamble: str, tables: list[tuple[str, list[str], list[list[str]]]],
+                 csv_header: list[str], csv_rows: list[list]) -> None:
+    """``stem``.md (the preamble, then one titled table per entry of ``tables``) and
+    ``stem``.csv (``csv_rows`` under ``csv_header``), creating ``stem``'s folder: a name with
+    a folder (``results/ablations/copying_pilot``) writes into that sub-folder."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    lines = [preamble.rstrip()]
+    for title, header, rows in tables:
+        lines += ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+    stem.with_name(stem.name + ".md").write_text("\n".join(lines) + "\n")
+    with open(stem.with_name(stem.name + ".csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(csv_header)
+        writer.writerows(csv_rows)
+    print(f"wrote {stem}.md and .csv")

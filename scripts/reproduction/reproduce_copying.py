@@ -29,7 +29,6 @@ Arguments it does not know go to main.py unchanged (e.g. --test-lens 50 200).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -52,6 +51,7 @@ from reproduce_common import (
     model_spec,
     run_jobs,
     run_name,
+    write_tables,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -207,7 +207,7 @@ def main() -> None:
                 f"Hardware: {hardware()}; training time of the runs: {trained_minutes:.1f} min "
                 f"summed over runs (s / update x updates, across resumes; evaluation not included), "
                 f"{parallel} at a time")
-    write_tables(args.name, preamble, tables,
+    write_tables(RESULTS / args.name, preamble, tables,
                  ["model", "metric", "T", "mean", "std", "n", "values", "diverged", "published"], csv_rows)
     plot(runs, lengths, metrics, published, PUBLISHED_METRIC[args.task], RESULTS / f"{args.name}.png")
     from experiments.copying.tasks import TASKS  # here: it imports torch, which the jobs' driver need not
@@ -238,24 +238,6 @@ def activation_table(runs: dict[str, list[dict]], lengths: list[int]) -> tuple |
             for row, r in rims]
     return (f"RIM units' activation rate per phase at T={T} (one number per unit; 0.00: never active)",
             ["run", *phases], rows)
-
-
-def write_tables(name: str, preamble: str, tables: list[tuple[str, list[str], list[list[str]]]],
-                 csv_header: list[str], csv_rows: list[list]) -> None:
-    """results/<name>.md (the preamble, then one table per entry of tables) and
-    results/<name>.csv; a name with a folder (``ablations/copying_pilot``) writes into that
-    sub-folder of results/, which it creates, and the plots follow it there."""
-    (RESULTS / name).parent.mkdir(parents=True, exist_ok=True)
-    lines = [preamble.rstrip()]
-    for title, header, rows in tables:
-        lines += ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
-    with open(RESULTS / f"{name}.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(csv_header)
-        writer.writerows(csv_rows)
-    print(f"wrote {RESULTS / name}.md and .csv")
 
 
 def plot(runs: dict, lengths: list[int], metrics: dict, published: dict, published_metric: str,

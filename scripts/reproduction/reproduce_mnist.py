@@ -1,19 +1,33 @@
-"""Reproduce the sequential-MNIST table (paper table 1): accuracy at 16x16 / 19x19 / 24x24
-after training at 14x14, for RIM (6,6), (6,5), (6,4), LSTM-300 and LSTM-600.
+"""Reproduce the sequential-MNIST table (paper table 1): train at 14x14, test at 16x16, 19x19
+and 24x24. Paper rows: RIM (6,6), (6,5), (6,4), LSTM-300 and LSTM-600; rows run only when
+--rows names them: the RIM the authors suggest for this task (5 units of 102 = 510, k=3) and
+RIM (6,4) as the authors' released code computes it (--variant authors).
 
 Every run goes through experiments/mnist/main.py; finished runs (results.json) are skipped
-and interrupted ones resumed (--loadsaved), so the script can be killed and restarted.
-Writes results/mnist.md, results/mnist.csv and results/mnist.png.
+and interrupted ones resumed (--loadsaved), so the script can be killed and restarted; a run
+finished at fewer --epochs is continued to the new budget. Runs are counted into the row
+their config.json describes (never by folder name). Writes:
 
-    python scripts/reproduction/reproduce_mnist.py --seeds 3          # full protocol (GPU: add --cuda)
-    python scripts/reproduction/reproduce_mnist.py --epochs 3 --train-limit 5000 --eval-limit 2000  # reduced
+* results/<name>.md and .csv: the test accuracy of two model selections, each mean ± std
+  over seeds with the standard error that the number of test digits alone gives: ours (the
+  checkpoint with the best 14x14 validation accuracy, for every size) and the authors' rule
+  (for each test size, the epoch with the best validation accuracy at that size: optimistic);
+* results/<name>.png: the test accuracy after every epoch at each size (on main.py's
+  --epoch-eval-examples digits), mean and seed range per row, the published values marked;
+* results/<name>_activations.png: the first RIM run's active units on 24x24 test digits.
+
+    python scripts/reproduction/reproduce_mnist.py --seeds 3 --epochs 5 \
+        --rows "RIM (6,4)" LSTM-600 "RIM (5,3) x102"
+    python scripts/reproduction/reproduce_mnist.py --seeds 3 --cuda          # the full protocol, on a GPU
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,16 +35,17 @@ from reproduce_common import (
     RESULTS,
     Job,
     add_cuda_options,
-    comm_update,
     command_line,
     cuda_arguments,
     default_jobs,
     diverged,
+    group_runs,
     hardware,
+    model_spec,
     run_jobs,
     run_minutes,
     run_name,
-    write_table,
+    write_tables,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +58,11 @@ ROWS = {
     "RIM (6,4)": (["--model", "RIM", "--num_units", "6", "--k", "4"], (90.0, 73.4, 38.1)),
     "LSTM-300": (["--model", "LSTM", "--hidden_size", "300"], (86.8, 42.3, 25.2)),
     "LSTM-600": (["--model", "LSTM", "--hidden_size", "600"], (84.5, 52.2, 21.9)),
+    # suggested by the authors for this task (anirudh9119/RIMs#2): 510 units in 5 RIMs, k=3
+    "RIM (5,3) x102": (["--model", "RIM", "--num_units", "5", "--k", "3", "--hidden_size", "102"], None),
+    "RIM (6,4) authors": (["--model", "RIM", "--num_units", "6", "--k", "4", "--variant", "authors"], None),
 }
+EXTRA_ROWS = ("RIM (5,3) x102", "RIM (6,4) authors")  # run only when --rows names them
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
@@ -54,11 +73,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     p.add_argument("--train-limit", type=int, default=None, help="training digits per run (default: all)")
     p.add_argument("--eval-limit", type=int, default=None,
                    help="validation and test digits per run (default: all)")
-    p.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), metavar="ROW",
-                   help=f"table rows to run (default: all of {', '.join(ROWS)})")
+    paper_rows = [row for row in ROWS if row not in EXTRA_ROWS]
+    p.add_argument("--rows", nargs="+", default=paper_rows, choices=list(ROWS), metavar="ROW",
+                   help=f"table rows to run, of {', '.join(ROWS)} (default: {', '.join(paper_rows)})")
     add_cuda_options(p)
     p.add_argument("--no-run", action="store_true",
-                   help="launch nothing; only write the table and plot from the runs that finished")
+                   help="launch nothing; only write the table and plots from the runs that finished")
     p.add_argument("--jobs", type=int, default=None,
                    help="runs at once (default: 1 with --cuda, else one per CPU core)")
     p.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "reproduce_mnist")
@@ -84,10 +104,28 @@ def make_jobs(args: argparse.Namespace, extra: list[str]) -> tuple[list[Job], li
             run_dir = args.runs_dir / run_name(row, seed)
             cmd = [sys.executable, str(MAIN), *ROWS[row][0], *cuda_arguments(args, row), *common,
                    "--seed", str(seed), "--log_dir", str(run_dir)]
+            done = run_dir / "results.json"
+            if done.exists() and json.loads(done.read_text()).get("epochs", args.epochs) != args.epochs:
+                done.unlink()  # finished at another budget: resume it to this one (main.py rewrites it)
             if (run_dir / "last.pt").exists():
                 cmd.append("--loadsaved")
-            jobs.append(Job(f"{row} seed {seed}", cmd, run_dir / "results.json", run_dir / "stdout.log"))
+            jobs.append(Job(f"{row} seed {seed}", cmd, done, run_dir / "stdout.log", row=row))
     return jobs, reduced
+
+
+def standard_error(accuracy: float, digits: int) -> float:
+    """The binomial standard error (%) of an accuracy measured on ``digits`` test digits."""
+    p = accuracy / 100
+    return 100 * math.sqrt(p * (1 - p) / digits)
+
+
+def cell(values: list[float], digits: int) -> str:
+    """mean ± std over seeds, and in brackets the standard error from the test digits."""
+    if not values:
+        return "–"
+    mean = statistics.mean(values)
+    spread = f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else ""
+    return f"{mean:.1f}{spread} [{standard_error(mean, digits):.1f}]"
 
 
 def main() -> None:
@@ -96,53 +134,105 @@ def main() -> None:
     parallel = default_jobs(args)
     failed = [] if args.no_run else run_jobs(jobs, parallel)
 
-    table, curves = [], {}
-    for row in args.rows:
-        runs = [json.loads(j.done.read_text()) for j in jobs if j.name.startswith(row) and j.done.exists()]
-        accs = {s: [r["test_accuracy"][f"{s}x{s}"] for r in runs] for s in (14, *SIZES)}
-        curves[row] = accs
-        stopped = diverged([j.done.parent for j in jobs if j.name.startswith(row)])
-        table.append([row, str(len(runs)), str(stopped), accs[14]]
-                     + [accs[s] for s in SIZES]
-                     + [f"{v:.1f}" for v in ROWS[row][1]])
-    header = ["model", "seeds", "diverged", "ours 14x14", *(f"ours {s}x{s}" for s in SIZES),
-              *(f"published {s}x{s}" for s in SIZES)]
-    protocol = "full protocol (paper: 100 epochs, all 55k/5k/10k digits)" if not reduced else \
-        "REDUCED protocol: " + ", ".join(reduced)
-    preamble = (f"# Sequential MNIST: train 14x14, test 16x16 / 19x19 / 24x24 (accuracy %)\n\n"
-                f"{protocol}. Ours: mean ± std over seeds of the best-validation checkpoint "
-                f"(model selection on 14x14 validation only). Published: Goyal et al. 2019, "
-                f"table 1 (not our runs). RIM rows: `{comm_update(extra)}` communication update; "
-                f"diverged: runs stopped by a NaN or infinite loss (not in the means).\n\n"
+    from experiments.mnist.main import parse_args as main_args  # here: it imports torch
+
+    specs = {row: model_spec(vars(main_args([*ROWS[row][0], *extra]))) for row in args.rows}
+    finished = group_runs([j.done.parent for j in jobs], specs)
+    runs = {row: [json.loads((d / "results.json").read_text()) for d in dirs]
+            for row, dirs in finished.items()}
+    digits = sorted({r["test_examples"] for rs in runs.values() for r in rs}) or [0]
+    tests = [f"{s}x{s}" for s in SIZES]
+    trained = next((k for rs in runs.values() for r in rs for k in r["test_accuracy"] if k not in tests),
+                   "14x14")  # the training size (main.py --size)
+    sizes = [trained, *tests]
+    header = ["model", "seeds", "diverged", "best epoch", *(f"ours {s}" for s in sizes),
+              *(f"per-size {s}x{s}" for s in SIZES), *(f"published {s}x{s}" for s in SIZES)]
+    rows, csv_rows = [], []
+    for row, rs in runs.items():
+        stopped = diverged([j.done.parent for j in jobs if j.row == row])
+        columns = {f"ours {s}": [r["test_accuracy"][s] for r in rs] for s in sizes}
+        columns.update({f"per-size {s}": [r["per_size_selection"][s]["test_accuracy"]
+                                          for r in rs if r.get("per_size_selection")] for s in tests})
+        published = ROWS[row][1] or (None,) * len(SIZES)
+        epochs = " ".join(str(r["best_epoch"]) for r in rs) or "–"
+        rows.append([row, str(len(rs)), str(stopped), epochs,
+                     *(cell(v, digits[-1]) for v in columns.values()),
+                     *("–" if p is None else f"{p:.1f}" for p in published)])
+        for column, values in columns.items():
+            mean = statistics.mean(values) if values else None
+            csv_rows.append([row, column, "" if mean is None else f"{mean:.4f}",
+                             f"{statistics.stdev(values):.4f}" if len(values) > 1 else "", len(values),
+                             " ".join(f"{v:.4f}" for v in values),
+                             "" if mean is None else f"{standard_error(mean, digits[-1]):.4f}"])
+        for s, p in zip(SIZES, published):
+            if p is not None:
+                csv_rows.append([row, f"published {s}x{s}", p, "", "", "", ""])
+    protocol = ("full protocol (paper: 100 epochs, all 55k/5k/10k digits)" if not reduced else
+                "REDUCED protocol: " + ", ".join(reduced))
+    preamble = (f"# Sequential MNIST: train {trained}, test {' / '.join(tests)} (accuracy %)\n\n"
+                f"{protocol}. Each cell: mean ± std over seeds [the standard error that "
+                f"{'/'.join(map(str, digits))} test digits alone give an accuracy near that mean]. "
+                f"**ours**: the checkpoint with the best {trained} validation accuracy, tested at every "
+                f"size (best epoch per seed). **per-size**: the authors' code's selection, for each "
+                f"test size the epoch with the best validation accuracy at that size (validation "
+                f"digits rescaled; main.py's --epoch-eval-examples of them), tested on the whole test "
+                f"set: it selects on the test size, so it is optimistic. Published: Goyal et al. 2019, "
+                f"table 1 (not our runs). diverged: runs stopped by a NaN or infinite loss (not in "
+                f"the means).\n\n"
                 f"Command: `{command_line()}`  \n"
                 f"Hardware: {hardware()}{', CUDA' if args.cuda else ''}; wall time of the runs: "
                 f"{run_minutes(jobs):.1f} min summed, {parallel} at a time")
-    write_table(args.name, header, table, preamble)
-    plot(curves, RESULTS / f"{args.name}.png", protocol)
+    write_tables(RESULTS / args.name, preamble, [("Test accuracy", header, rows)],
+                 ["model", "column", "mean", "std", "n", "values", "standard_error"], csv_rows)
+    plot_curves(runs, sizes, RESULTS / f"{args.name}.png", protocol)
+    rims = [d for row, dirs in finished.items() for d in dirs if specs[row]["model"] == "RIM"]
+    if rims:  # which units were active while reading 24x24 digits, never seen in training
+        out = RESULTS / f"{args.name}_activations.png"
+        subprocess.run([sys.executable, str(MAIN.with_name("plot_activations.py")), "--log_dir", str(rims[0]),
+                        "--size", "24", "--num", "4", "--out", str(out), *data_dir(extra)], check=True)
     if failed:
         raise SystemExit(f"failed runs: {', '.join(failed)} (see their stdout.log)")
 
 
-def plot(curves: dict, path: Path, protocol: str) -> None:
+def data_dir(extra: list[str]) -> list[str]:
+    """The --data_dir passed through to main.py, for plot_activations.py."""
+    for i, arg in enumerate(extra):
+        if arg in ("--data_dir", "--data-dir") and i + 1 < len(extra):
+            return ["--data_dir", extra[i + 1]]
+    return []
+
+
+def plot_curves(runs: dict[str, list[dict]], sizes: list[str], path: Path, protocol: str) -> None:
+    """Test accuracy after every epoch at each size (``sizes``: the training size, then the
+    test sizes): per row the mean over seeds and the seed range; the published accuracy as
+    a dotted line."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    sizes = (14, *SIZES)
-    for row, accs in curves.items():
-        if not accs[14]:
+    fig, axes = plt.subplots(1, len(sizes), figsize=(3.4 * len(sizes), 3.2), sharey=True)
+    for i, (row, rs) in enumerate(runs.items()):
+        histories = [r["history"] for r in rs if r.get("history")]
+        if not histories:
             continue
-        means = [statistics.mean(accs[s]) for s in sizes]
-        stds = [statistics.stdev(accs[s]) if len(accs[s]) > 1 else 0.0 for s in sizes]
-        line = ax.errorbar(sizes, means, yerr=stds, marker="o", capsize=3, label=f"{row} (ours)")
-        ax.plot(SIZES, ROWS[row][1], ls=":", marker="x", color=line[0].get_color(),
-                label=f"{row} (published)")
-    ax.set_xticks(sizes)
-    ax.set_xlabel("test image size (trained at 14)")
-    ax.set_ylabel("accuracy %")
-    ax.set_title(protocol, fontsize=8)
-    ax.legend(fontsize=6)
+        epochs = range(1, min(len(h) for h in histories) + 1)
+        for ax, s in zip(axes, sizes):
+            values = [[h[e - 1]["test"][s] for h in histories] for e in epochs]
+            ax.plot(epochs, [statistics.mean(v) for v in values], color=f"C{i}", label=row)
+            ax.fill_between(epochs, [min(v) for v in values], [max(v) for v in values], color=f"C{i}",
+                            alpha=0.2)
+            published = ROWS[row][1]
+            if published is not None and s != sizes[0]:
+                ax.axhline(published[sizes.index(s) - 1], color=f"C{i}", ls=":", lw=1,
+                           label=f"{row} (published)" if s == sizes[1] else None)
+    for ax, s in zip(axes, sizes):
+        ax.set_title(f"{s}{' (trained)' if s == sizes[0] else ''}", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_ylabel("test accuracy % (per-epoch subset)")
+    axes[1].legend(fontsize=6)
+    fig.suptitle(protocol, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

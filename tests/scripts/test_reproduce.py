@@ -2,9 +2,11 @@
 
 import argparse
 import csv
+import json
 import sys
 from pathlib import Path
 
+import pytest
 from reproduce_common import Job, mean_std, run_jobs
 
 from tests.helpers import MNIST_TINY
@@ -66,7 +68,7 @@ def test_reproduce_mnist_on_cuda_graphs_the_rim_rows_only(tmp_path):
     eager = mnist_commands([*rows, "--cuda", "--no-cuda-graph"])
     assert not main_args(eager["RIM (6,4) seed 0"]).cuda_graph
     on_cpu = main_args(mnist_commands(rows)["RIM (6,4) seed 0"])
-    assert not on_cpu.cuda and not on_cpu.cuda_graph and on_cpu.eval_batch_size is None
+    assert not on_cpu.cuda and not on_cpu.cuda_graph and on_cpu.eval_batch_size == 256  # main.py's default
 
 
 def test_reproduce_copying_on_cuda_graphs_the_rim_rows_only(tmp_path):
@@ -199,3 +201,35 @@ def test_a_name_with_a_folder_writes_into_that_folder_of_results(tmp_path, monke
     assert {p.name for p in (tmp_path / "results" / "ablations").iterdir()} == {
         "t.md", "t.csv", "pilot.md", "pilot.csv", "pilot.png", "pilot_curves.png"}
     assert not list((tmp_path / "results").glob("pilot*"))
+
+
+def test_reproduce_mnist_writes_both_selections_the_curves_and_an_activation_picture(tmp_path, monkeypatch):
+    import reproduce_mnist
+    tiny = ["--train_examples", "64", "--eval_examples", "32", "--batch_size", "32", "--input_size", "8",
+            "--hidden_size", "8", "--key_size_input", "8", "--query_size_input", "8", "--value_size_input",
+            "8", "--key_size_comm", "8", "--query_size_comm", "8", "--value_size_comm", "8",
+            "--num_comm_heads", "2", "--size", "6", "--no-compile", "--epoch-eval-examples", "16"]
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    monkeypatch.setattr(reproduce_mnist, "RESULTS", results)
+    argv = ["--seeds", "2", "--epochs", "2", "--rows", "RIM (6,4)", "LSTM-600", "--runs-dir", str(runs),
+            *tiny]
+    monkeypatch.setattr(sys, "argv", ["reproduce_mnist.py", *argv])
+    reproduce_mnist.main()
+    table = (results / "mnist.md").read_text()
+    assert "| RIM (6,4) | 2 | 0 |" in table and "| LSTM-600 | 2 | 0 |" in table
+    assert "| ours 6x6 | ours 16x16 | ours 19x19 | ours 24x24 | per-size 16x16 |" in table
+    assert "# Sequential MNIST: train 6x6, test" in table and "REDUCED protocol: 2 epochs." in table
+    lines = {(r["model"], r["column"]): r for r in csv.DictReader(open(results / "mnist.csv"))}
+    rim = [json.loads((runs / f"RIM(6_4)_seed{seed}" / "results.json").read_text()) for seed in (0, 1)]
+    per_size = [r["per_size_selection"]["24x24"]["test_accuracy"] for r in rim]
+    assert [float(v) for v in lines[("RIM (6,4)", "per-size 24x24")]["values"].split()] == \
+        pytest.approx(per_size, abs=1e-4)
+    mean = sum(per_size) / 2  # the binomial standard error of an accuracy on 32 digits
+    assert float(lines[("RIM (6,4)", "per-size 24x24")]["standard_error"]) == \
+        pytest.approx(100 * (mean / 100 * (1 - mean / 100) / 32) ** 0.5, abs=1e-4)
+    assert lines[("LSTM-600", "published 16x16")]["mean"] == "84.5"
+    assert (results / "mnist.png").stat().st_size > 0
+    assert (results / "mnist_activations.png").stat().st_size > 0
+    # a larger budget continues the finished runs
+    jobs, _ = reproduce_mnist.make_jobs(*reproduce_mnist.parse_args([*argv[:2], "--epochs", "3", *argv[4:]]))
+    assert all("--loadsaved" in job.command and not job.done.exists() for job in jobs)
