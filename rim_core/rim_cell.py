@@ -392,11 +392,16 @@ class RIMCell(nn.Module):
         ``RIM`` calls this once for all T*B inputs of a sequence.
         """
         heads, dv, n = self.num_input_heads, self.input_value_size, self.num_units
-        keys = self.input_key(x).view(-1, heads, self.input_key_size)
+        # The mm that F.linear runs for a matrix without bias, without the module call.
+        keys = torch.mm(x, self.input_key.weight.t()).view(-1, heads, self.input_key_size)
         if self._reads_values():
             return ProjectedInput(keys, None, self.input_value(x).view(-1, heads, dv))
         # Per head h: gates = (x W_v,h^T) W_ih,h^T. Multiply in the cheaper order; the
         # product is the same either way.
+        if heads == 1 and self.input_size >= dv:  # the general lines below, in fewer operations
+            w_ih = self.rnn.weight_ih.view(1, -1, dv)
+            gates = torch.bmm(_matmul_one_head(x, self.input_value.weight), w_ih.transpose(1, 2))
+            return ProjectedInput(keys, gates.view(1, x.size(0), n, self.rnn.weight_ih.size(1)))
         w_value = self.input_value.weight.view(heads, dv, self.input_size)
         w_ih = self.rnn.weight_ih.view(n, -1, heads, dv).permute(2, 0, 1, 3).reshape(heads, -1, dv)
         if self.input_size < dv:
@@ -416,7 +421,9 @@ class RIMCell(nn.Module):
             ``(state, mask)`` with the next state and the ``(N, B)`` bool mask of active units.
         """
         p_input = self._input_attention(inp, state[0])
-        mask = self._select(p_input.detach().mean(-1), self.k)
+        relevance = p_input.detach()  # averaged over heads; one head's is its own mean
+        relevance = relevance.squeeze(-1) if self.num_input_heads == 1 else relevance.mean(-1)
+        mask = self._select(relevance, self.k)
         # Every unit's RNN runs on what it read (its proposal); only active units keep it.
         proposed = self.rnn.recurrence(self._read(inp, p_input), state)
         active = mask.unsqueeze(-1)
@@ -447,8 +454,8 @@ class RIMCell(nn.Module):
             read = (p_input.unsqueeze(-1) * inp.values).flatten(2)  # (N, B, heads * dv)
             return self.rnn.input_gates(F.dropout(read, self.input_dropout, self.training))
         p_read = p_input
-        if self.options.dropout_on == "attention":
-            p_read = F.dropout(p_input, self.input_dropout, self.training)
+        if self.options.dropout_on == "attention" and self.training and self.input_dropout > 0:
+            p_read = F.dropout(p_input, self.input_dropout, True)
         gates = inp.gates.transpose(1, 2)  # (heads, N, B, G)
         bias = self.rnn.input_bias()
         if self.num_input_heads == 1:  # squeeze, not [0]: select's backward writes a zero tensor per step
@@ -464,12 +471,15 @@ class RIMCell(nn.Module):
         dk, dv = self.comm_key_size, self.comm_value_size
         on_values = self.options.dropout_on == "values"
         q, k, v = group_matmul(h, self.comm_qkv.weight).split([heads * dk, heads * dk, heads * dv], -1)
-        # (N, B, heads*d) -> (B*heads, N, d): attention runs across the units.
-        q, k, v = (t.reshape(n, b * heads, t.size(-1) // heads).transpose(0, 1) for t in (q, k, v))
-        attention = torch.bmm(q, k.transpose(1, 2)).mul_(1 / math.sqrt(dk)).softmax(-1)
-        if not on_values:
-            attention = F.dropout(attention, self.comm_dropout, self.training)
-        context = torch.bmm(attention, v).transpose(0, 1).reshape(n, b, heads * dv)
+        if heads > 1:  # (N, B, heads*d) -> (N, B*heads, d)
+            q, k, v = (t.reshape(n, b * heads, t.size(-1) // heads) for t in (q, k, v))
+        # (N, B*heads, d) -> (B*heads, N, d): attention runs across the units.
+        attention = torch.bmm(q.transpose(0, 1), k.permute(1, 2, 0)).mul_(1 / math.sqrt(dk)).softmax(-1)
+        if not on_values and self.training and self.comm_dropout > 0:
+            attention = F.dropout(attention, self.comm_dropout, True)
+        context = torch.bmm(attention, v.transpose(0, 1)).transpose(0, 1)
+        if heads > 1:
+            context = context.reshape(n, b, heads * dv)
         if self.options.shared_comm_output:  # one layer for every unit
             out = group_matmul(context.reshape(1, n * b, heads * dv), self.comm_output.weight,
                                self.comm_output.bias).view(n, b, -1)
@@ -481,6 +491,19 @@ class RIMCell(nn.Module):
         if on_values:  # the value branch only, before the tanh
             value = F.dropout(value, self.comm_dropout, self.training)
         return torch.sigmoid(gate) * torch.tanh(value)
+
+
+def _matmul_one_head(x: Tensor, weight: Tensor) -> Tensor:
+    """``torch.matmul(x, weight.view(1, out, in).transpose(1, 2))`` for a matrix ``x``: the same
+    kernel call on the same operands, so the same bits, ``(1, M, out)`` contiguous, without
+    matmul's reshapes.
+
+    matmul folds the batch of one into an mm of the transposed product when ``x`` requires
+    grad, and runs a bmm otherwise; the two can differ in the last bit, so both are kept.
+    """
+    if x.requires_grad:
+        return torch.mm(weight, x.t()).t().contiguous().unsqueeze(0)
+    return torch.bmm(x.unsqueeze(0), weight.t().unsqueeze(0))
 
 
 def as_tuple(hx: State) -> Inner:

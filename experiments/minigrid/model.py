@@ -147,13 +147,28 @@ class ACModel(nn.Module, torch_ac.RecurrentACModel):
     def forward(self, obs, memory: Tensor) -> tuple[Categorical, Tensor, Tensor]:
         # (B, H, W, C) grid of indices -> (B, C, H, W) floats for the convolutions
         x = self.image_conv(obs.image.permute(0, 3, 1, 2))
-        h, c = unpack_memory(memory, self.config.state_shape)
         if self.config.use_rim:
-            (h, c), active = self.memory_rnn(x, (h, c))
-            self.last_active = active.detach()
+            memory, embedding = self._rim_step(x, memory)
         else:
-            h, c = self.memory_rnn(x, (h, c))
-        embedding = h.flatten(1)
+            embedding, c = self.memory_rnn(x, unpack_memory(memory, self.config.state_shape))
         dist = Categorical(logits=self.actor(embedding))
         value = self.critic(embedding).squeeze(1)
-        return dist, value, pack_memory(h, c)
+        if not self.config.use_rim:  # packed after the heads, so h's gradients add up in the same order
+            memory = pack_memory(embedding, c)
+        return dist, value, memory
+
+    def _rim_step(self, x: Tensor, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """One RIM step on torch-ac's flat memory: the new memory and its h, ``(B, N * H)``.
+
+        Computes exactly ``memory_rnn(x, unpack_memory(memory))`` and :func:`pack_memory` of
+        the result, but drives the cell's group-major step directly: the state goes in and
+        out as views and one copy, and h is read back from the new memory, not copied again.
+        At batch 16-64 a step's time is per-operation overhead (experiments/minigrid/README.md).
+        """
+        cell, batch = self.memory_rnn, memory.size(0)
+        # (B, [h | c] x N x H) -> (2, N, B, H): the (N, B, H) layout of RIMCell.step
+        state = memory.view(batch, 2, self.config.num_units, self.config.hidden_size).permute(1, 2, 0, 3)
+        (h, c), active = cell.step(cell.project_input(x), tuple(state.unbind(0)))
+        self.last_active = active.t()  # (B, N)
+        memory = torch.stack((h, c)).permute(2, 0, 1, 3).reshape(batch, -1)
+        return memory, memory[:, : h.size(0) * h.size(2)]
