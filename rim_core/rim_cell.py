@@ -392,16 +392,11 @@ class RIMCell(nn.Module):
         ``RIM`` calls this once for all T*B inputs of a sequence.
         """
         heads, dv, n = self.num_input_heads, self.input_value_size, self.num_units
-        # The mm that F.linear runs for a matrix without bias, without the module call.
-        keys = torch.mm(x, self.input_key.weight.t()).view(-1, heads, self.input_key_size)
+        keys = self.input_key(x).view(-1, heads, self.input_key_size)
         if self._reads_values():
             return ProjectedInput(keys, None, self.input_value(x).view(-1, heads, dv))
         # Per head h: gates = (x W_v,h^T) W_ih,h^T. Multiply in the cheaper order; the
         # product is the same either way.
-        if heads == 1 and self.input_size >= dv:  # the general lines below, in fewer operations
-            w_ih = self.rnn.weight_ih.view(1, -1, dv)
-            gates = torch.bmm(_matmul_one_head(x, self.input_value.weight), w_ih.transpose(1, 2))
-            return ProjectedInput(keys, gates.view(1, x.size(0), n, self.rnn.weight_ih.size(1)))
         w_value = self.input_value.weight.view(heads, dv, self.input_size)
         w_ih = self.rnn.weight_ih.view(n, -1, heads, dv).permute(2, 0, 1, 3).reshape(heads, -1, dv)
         if self.input_size < dv:
@@ -491,19 +486,6 @@ class RIMCell(nn.Module):
         if on_values:  # the value branch only, before the tanh
             value = F.dropout(value, self.comm_dropout, self.training)
         return torch.sigmoid(gate) * torch.tanh(value)
-
-
-def _matmul_one_head(x: Tensor, weight: Tensor) -> Tensor:
-    """``torch.matmul(x, weight.view(1, out, in).transpose(1, 2))`` for a matrix ``x``: the same
-    kernel call on the same operands, so the same bits, ``(1, M, out)`` contiguous, without
-    matmul's reshapes.
-
-    matmul folds the batch of one into an mm of the transposed product when ``x`` requires
-    grad, and runs a bmm otherwise; the two can differ in the last bit, so both are kept.
-    """
-    if x.requires_grad:
-        return torch.mm(weight, x.t()).t().contiguous().unsqueeze(0)
-    return torch.bmm(x.unsqueeze(0), weight.t().unsqueeze(0))
 
 
 def as_tuple(hx: State) -> Inner:
