@@ -7,6 +7,9 @@ Measures, each model in a fresh process with one thread:
 * evaluation sequences/s at every size (14, 16, 19, 24), batch 64 under ``no_grad`` (before)
   and batch ``--eval-batch`` under ``inference_mode`` (after), eager and compiled;
 
+and, with ``--placement``, where the two runs' threads should go: two RIM training
+processes at once, each pinned to its own core or both left to the scheduler;
+
 and from them the wall time of one epoch with its evaluation:
 
 * before: train 55,000 digits; evaluate all 5,000 validation digits at 14x14 and all
@@ -17,6 +20,8 @@ and from them the wall time of one epoch with its evaluation:
   per run.
 
     python scripts/benchmarks/benchmark_mnist_epoch.py --out results/benchmark_mnist_epoch.json
+    python scripts/benchmarks/benchmark_mnist_epoch.py --placement --repeats 10 \
+        --out results/benchmark_mnist_placement.json
 """
 
 from __future__ import annotations
@@ -84,6 +89,42 @@ def measure(model_name: str, compiled: bool, eval_batch: int, repeats: int) -> d
     return row
 
 
+def train_speed(batches: int, core: int | None) -> float:
+    """Training sequences/s of the eager RIM in this process, one thread, optionally pinned."""
+    from experiments.common import flush_denormals
+    from experiments.mnist.main import parse_args
+    from experiments.mnist.model import build_model
+
+    if core is not None:
+        os.sched_setaffinity(0, {core})
+    torch.set_num_threads(1)
+    flush_denormals()
+    torch.manual_seed(0)
+    model = build_model(vars(parse_args(["--no-compile"])))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    tokens, labels = torch.randint(0, 2, (64, 196)), torch.randint(0, 10, (64,))
+
+    def train_batch() -> None:
+        loss = F.cross_entropy(model(tokens), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return 64 / timed(train_batch, batches)
+
+
+def placement(batches: int) -> dict:
+    """Two training processes at once, pinned to cores 0 and 1 or not: each one's sequences/s."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = {}
+    for name, cores in (("unpinned", ("none", "none")), ("pinned", ("0", "1"))):
+        command = [sys.executable, __file__, "--repeats", str(batches), "--pair-child"]
+        children = [subprocess.Popen([*command, core], stdout=subprocess.PIPE, text=True, env=env)
+                    for core in cores]
+        result[name] = [float(child.communicate()[0].strip().splitlines()[-1]) for child in children]
+    return result
+
+
 def epoch_seconds(train: dict, eval_speed: dict, before: bool) -> float:
     """One epoch's wall time from the speeds (sequences/s)."""
     seconds = TRAIN / train + VAL / eval_speed[14]
@@ -97,8 +138,27 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed training batches per setting")
     p.add_argument("--eval-batch", type=int, default=256, help="evaluation batch of the 'after' setting")
     p.add_argument("--out", type=Path, default=Path("runs/benchmark_mnist_epoch.json"))
+    p.add_argument("--placement", action="store_true",
+                   help="only time two RIM training processes at once, pinned to a core each or not")
     p.add_argument("--single", nargs=2, metavar=("MODEL", "COMPILED"), help=argparse.SUPPRESS)
+    p.add_argument("--pair-child", metavar="CORE", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.pair_child:  # child process of --placement: its training speed
+        print(train_speed(args.repeats, None if args.pair_child == "none" else int(args.pair_child)))
+        return
+    if args.placement:
+        from experiments.common import environment_info
+
+        result = placement(args.repeats)
+        for name, speeds in result.items():
+            print(f"{name:9} two RIM runs at once, one thread each: "
+                  + " / ".join(f"{v:.1f}" for v in speeds) + " sequences/s")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        record = {"environment": environment_info(), "threads": 1, "batches": args.repeats,
+                  "sequences_per_second": result}
+        args.out.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"wrote {args.out}")
+        return
     if args.single:  # child process: one measurement, printed as JSON
         print(json.dumps(measure(args.single[0], args.single[1] == "1", args.eval_batch, args.repeats)))
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import shlex
@@ -35,28 +36,37 @@ class Job:
 
 def run_jobs(jobs: list[Job], parallel: int) -> list[str]:
     """Run the unfinished jobs, at most ``parallel`` at once, each with an equal share of
-    the CPU threads. Returns the names of the jobs that failed."""
+    the CPU threads; with one thread each, each job is pinned to a core of its own (two
+    MNIST runs side by side trained 2-3% faster pinned, docs/performance.md). Returns the
+    names of the jobs that failed."""
     todo = [j for j in jobs if not j.done.exists()]
     print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished; running {len(todo)}, "
           f"{parallel} at a time")
     threads = str(max(1, (os.cpu_count() or 1) // parallel))
-    running: list[tuple[Job, subprocess.Popen, float]] = []
+    pin = threads == "1" and hasattr(os, "sched_setaffinity")
+    free_cores = sorted(os.sched_getaffinity(0)) if pin else []
+    running: list[tuple[Job, subprocess.Popen, float, int | None]] = []
     failed = []
     while todo or running:
         while todo and len(running) < parallel:
             job = todo.pop(0)
             job.log.parent.mkdir(parents=True, exist_ok=True)
             env = {**os.environ, "OMP_NUM_THREADS": threads, **job.env}
+            core = free_cores.pop(0) if free_cores else None
+            pinned = None if core is None else functools.partial(os.sched_setaffinity, 0, {core})
             with open(job.log, "a") as log:
-                proc = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT, env=env)
-            running.append((job, proc, time.time()))
+                proc = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                        preexec_fn=pinned)
+            running.append((job, proc, time.time(), core))
             print(f"started  {job.name}  (log: {job.log})", flush=True)
         time.sleep(1)
         for entry in list(running):
-            job, proc, start = entry
+            job, proc, start, core = entry
             if proc.poll() is None:
                 continue
             running.remove(entry)
+            if core is not None:
+                free_cores.append(core)
             status = "finished" if proc.returncode == 0 and job.done.exists() else "FAILED"
             if status == "FAILED":
                 failed.append(job.name)

@@ -3,6 +3,7 @@
 import argparse
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -233,3 +234,13 @@ def test_reproduce_mnist_writes_both_selections_the_curves_and_an_activation_pic
     # a larger budget continues the finished runs
     jobs, _ = reproduce_mnist.make_jobs(*reproduce_mnist.parse_args([*argv[:2], "--epochs", "3", *argv[4:]]))
     assert all("--loadsaved" in job.command and not job.done.exists() for job in jobs)
+
+
+def test_run_jobs_pins_one_thread_jobs_to_a_core_each(tmp_path):
+    cores = sorted(os.sched_getaffinity(0))
+    code = ("import os, time; time.sleep(1.5); "
+            "open(r'{done}', 'w').write(' '.join(map(str, sorted(os.sched_getaffinity(0)))))")
+    jobs = [job(tmp_path, f"j{i}", code) for i in range(len(cores))]
+    assert run_jobs(jobs, len(cores)) == []
+    pinned = [job.done.read_text() for job in jobs]
+    assert sorted(pinned) == [str(core) for core in cores]  # one core each, all different
