@@ -1,5 +1,5 @@
-"""Reading tests/rim_core/data/blockscore_golden.pt: outputs and gradients of the authors'
-BlocksCore (see data/README.md), and running the same steps through a RIMCell."""
+"""Reading tests/data/blockscore_golden.pt: outputs and gradients of the authors'
+BlocksCore (see tests/data/README.md), and running the same steps through a RIMCell."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from rim_core import RIMCell
 from rim_core.authors import RNN_PREFIX, convert, infer_sizes
 
-GOLDEN = Path(__file__).with_name("data") / "blockscore_golden.pt"
+GOLDEN = Path(__file__).parents[1] / "data" / "blockscore_golden.pt"
 CASES = ("lstm_n4_h4", "gru_n4_h4", "lstm_n6_h10", "gru_n6_h10")
 
 

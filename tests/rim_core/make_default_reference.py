@@ -1,4 +1,4 @@
-"""Record what the default RIM computes on fixed seeds: tests/rim_core/data/default_reference.pt.
+"""Record what the default RIM computes on fixed seeds: tests/data/default_reference.pt.
 
 Written once, before the cell was given its seams (issue 29), so that test_default_reference.py
 can show that the refactor left the default step's outputs and gradients unchanged. Rerun it
@@ -15,7 +15,7 @@ import torch
 
 from rim_core import RIM
 
-OUT = Path(__file__).with_name("data") / "default_reference.pt"
+OUT = Path(__file__).parents[1] / "data" / "default_reference.pt"
 SIZES = {"input_key_size": 8, "input_query_size": 8, "input_value_size": 12, "comm_key_size": 6,
          "comm_query_size": 6, "comm_value_size": 5}
 # name -> RIM arguments beyond the sizes; each case runs in train mode (dropout) and eval mode

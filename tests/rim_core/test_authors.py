@@ -1,5 +1,5 @@
 """The ``"authors"`` variant against the authors' own BlocksCore (golden data made by their
-code, tests/rim_core/data/README.md), RIMCell.from_authors, and one test per switch.
+code, tests/data/README.md), RIMCell.from_authors, and one test per switch.
 
 Tie order is checked on the CPU only: ``torch.topk``'s order among equal values is
 unspecified and may differ on CUDA (test_cuda.py compares a CUDA run with a CPU run).

@@ -1,4 +1,4 @@
-"""The default RIM computes what it computed when data/default_reference.pt was recorded
+"""The default RIM computes what it computed when tests/data/default_reference.pt was recorded
 (make_default_reference.py, before the cell got its variant seams): outputs, masks and every
 gradient, in training (dropout) and eval mode. Bit-identical on the machine that recorded
 it; the tolerance allows for another BLAS."""
