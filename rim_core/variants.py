@@ -92,7 +92,4 @@ def resolve(variant: str, hidden_size: int, given: dict[str, Any]) -> dict[str, 
     if variant not in VARIANTS:
         raise ValueError(f"unknown RIM variant {variant!r}; choose one of {sorted(VARIANTS)}")
     preset = VARIANTS[variant](hidden_size)
-    unknown = set(given) - set(preset)
-    if unknown:
-        raise TypeError(f"unexpected RIM argument(s): {', '.join(sorted(unknown))}")
     return {**preset, **{name: value for name, value in given.items() if value is not None}}
