@@ -196,7 +196,7 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
     model = build_model(config).to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=args.amp and not torch.cuda.is_bf16_supported())
-    # history: one entry per epoch, {"epoch", "val": {size: %}, "test": {size: %}}
+    # history: one entry per epoch, {"epoch", "val": {size: %}, "test": {size: %}, "train_seconds"}
     progress = {"epoch": 0, "batch": 0, "step": 0, "best_val": -1.0, "best_epoch": -1,
                 "loss_sum": 0.0, "correct": 0, "seen": 0, "train_seconds": 0.0, "history": []}
     run = Checkpoints(log_dir, {"model": model, "optimizer": optimizer, "scaler": scaler}, progress, config,
@@ -338,8 +338,10 @@ def log_epoch(model, splits, eval_bs: int, progress: dict, unit_rates: torch.Ten
     test_acc = {s: evaluate(model, data, eval_bs, ctx, n) for s, data in splits.tests.items()}
     progress["last_val"] = val_acc
     named = lambda accs: {f"{s}x{s}": a for s, a in accs.items()}  # noqa: E731
+    # the epoch's training time, summed over resumes: what a table reports as its cost
     progress["history"].append({"epoch": progress["epoch"] + 1,
-                                "val": named({args.size: val_acc} | val_resized), "test": named(test_acc)})
+                                "val": named({args.size: val_acc} | val_resized), "test": named(test_acc),
+                                "train_seconds": round(progress["train_seconds"], 3)})
     speed = seen / max(progress["train_seconds"], 1e-9)  # sequences/s over all processes
     if writer is None:
         return

@@ -43,7 +43,6 @@ from reproduce_common import (
     hardware,
     model_spec,
     run_jobs,
-    run_minutes,
     run_name,
     write_tables,
 )
@@ -105,7 +104,7 @@ def make_jobs(args: argparse.Namespace, extra: list[str]) -> tuple[list[Job], li
             cmd = [sys.executable, str(MAIN), *ROWS[row][0], *cuda_arguments(args, row), *common,
                    "--seed", str(seed), "--log_dir", str(run_dir)]
             done = run_dir / "results.json"
-            if done.exists() and json.loads(done.read_text()).get("epochs", args.epochs) != args.epochs:
+            if done.exists() and epochs_trained(json.loads(done.read_text())) != args.epochs:
                 done.unlink()  # finished at another budget: resume it to this one (main.py rewrites it)
             if (run_dir / "last.pt").exists():
                 cmd.append("--loadsaved")
@@ -113,10 +112,27 @@ def make_jobs(args: argparse.Namespace, extra: list[str]) -> tuple[list[Job], li
     return jobs, reduced
 
 
+def epochs_trained(results: dict) -> int:
+    """A finished run's epochs (results.json made before "epochs" was recorded: its history)."""
+    return results.get("epochs") or len(results.get("history", []))
+
+
 def standard_error(accuracy: float, digits: int) -> float:
     """The binomial standard error (%) of an accuracy measured on ``digits`` test digits."""
     p = accuracy / 100
     return 100 * math.sqrt(p * (1 - p) / digits)
+
+
+def training_time(runs: dict[str, list[dict]]) -> str:
+    """The runs' training time summed over epochs and resumes (evaluation not included), from
+    each epoch's record; a run's own record, so it holds however many sessions it took."""
+    epochs = [h for rs in runs.values() for r in rs for h in r.get("history", [])]
+    timed = [h["train_seconds"] for h in epochs if "train_seconds" in h]
+    if not timed:
+        return "training time: not recorded (runs made before main.py recorded it)"
+    missing = len(epochs) - len(timed)
+    untimed = f"; {missing} of {len(epochs)} epochs not recorded" if missing else ""
+    return f"training time: {sum(timed) / 60:.1f} min summed over runs{untimed}; evaluation not included"
 
 
 def cell(values: list[float], digits: int) -> str:
@@ -180,8 +196,8 @@ def main() -> None:
                 f"table 1 (not our runs). diverged: runs stopped by a NaN or infinite loss (not in "
                 f"the means).\n\n"
                 f"Command: `{command_line()}`  \n"
-                f"Hardware: {hardware()}{', CUDA' if args.cuda else ''}; wall time of the runs: "
-                f"{run_minutes(jobs):.1f} min summed, {parallel} at a time")
+                f"Hardware: {hardware()}{', CUDA' if args.cuda else ''}; {training_time(runs)}, "
+                f"{parallel} at a time")
     write_tables(RESULTS / args.name, preamble, [("Test accuracy", header, rows)],
                  ["model", "column", "mean", "std", "n", "values", "standard_error"], csv_rows)
     plot_curves(runs, sizes, RESULTS / f"{args.name}.png", protocol)

@@ -231,6 +231,16 @@ def test_reproduce_mnist_writes_both_selections_the_curves_and_an_activation_pic
     assert lines[("LSTM-600", "published 16x16")]["mean"] == "84.5"
     assert (results / "mnist.png").stat().st_size > 0
     assert (results / "mnist_activations.png").stat().st_size > 0
+    # the training time is the runs' own record of each epoch, whichever session ran it
+    every = [json.loads(p.read_text()) for p in runs.glob("*/results.json")]
+    seconds = [h["train_seconds"] for r in every for h in r["history"]]
+    assert len(seconds) == 8 and all(s > 0 for s in seconds)
+    assert f"training time: {sum(seconds) / 60:.1f} min summed over runs; evaluation" in table
+    # a run whose results.json predates "epochs" counts its history's epochs
+    lstm = runs / "LSTM-600_seed0" / "results.json"
+    lstm.write_text(json.dumps({k: v for k, v in json.loads(lstm.read_text()).items() if k != "epochs"}))
+    reproduce_mnist.make_jobs(*reproduce_mnist.parse_args(argv))
+    assert lstm.exists()
     # a larger budget continues the finished runs
     jobs, _ = reproduce_mnist.make_jobs(*reproduce_mnist.parse_args([*argv[:2], "--epochs", "3", *argv[4:]]))
     assert all("--loadsaved" in job.command and not job.done.exists() for job in jobs)
