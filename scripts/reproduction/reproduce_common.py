@@ -29,10 +29,6 @@ class Job:
     env: dict = field(default_factory=dict)
     row: str = ""  # the table row it was launched for
 
-    @property
-    def seconds_file(self) -> Path:
-        return self.log.with_suffix(".seconds")
-
 
 def run_jobs(jobs: list[Job], parallel: int) -> list[str]:
     """Run the unfinished jobs, at most ``parallel`` at once, each with an equal share of
@@ -70,8 +66,6 @@ def run_jobs(jobs: list[Job], parallel: int) -> list[str]:
             status = "finished" if proc.returncode == 0 and job.done.exists() else "FAILED"
             if status == "FAILED":
                 failed.append(job.name)
-            else:
-                job.seconds_file.write_text(f"{time.time() - start:.1f}\n")
             print(f"{status} {job.name} in {time.time() - start:.0f} s", flush=True)
     return failed
 
@@ -94,11 +88,6 @@ def cuda_arguments(args: argparse.Namespace, row: str) -> list[str]:
 def default_jobs(args: argparse.Namespace) -> int:
     """Runs at once: one per CPU core, or one on the GPU."""
     return args.jobs or (1 if args.cuda else os.cpu_count() or 1)
-
-
-def run_minutes(jobs: list[Job]) -> float:
-    """Wall time the finished jobs took, in minutes, summed over jobs (whichever invocation ran them)."""
-    return sum(float(j.seconds_file.read_text()) for j in jobs if j.seconds_file.exists()) / 60
 
 
 def mean_std(values: list[float], digits: int = 2) -> str:

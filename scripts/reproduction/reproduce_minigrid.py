@@ -28,7 +28,6 @@ from reproduce_common import (
     diverged,
     hardware,
     run_jobs,
-    run_minutes,
     run_name,
     write_table,
 )
@@ -101,6 +100,7 @@ def main() -> None:
     failed = [] if args.no_run else run_jobs(list(jobs.values()), parallel)
 
     table, curves = [], {}
+    finished = [j.done.parent for j in jobs.values() if j.done.exists()]
     for row in args.rows:
         done = [j for (r, _), j in jobs.items() if r == row and j.done.exists()]
         cells = []
@@ -125,12 +125,22 @@ def main() -> None:
                 f"(PPO, one run; not our runs). RIM rows: `{comm_update(extra)}` communication "
                 f"update; diverged: runs stopped by a NaN or infinite loss (not in the means).\n\n"
                 f"Command: `{command_line()}`  \n"
-                f"Hardware: {hardware()}; wall time of the runs: {run_minutes(list(jobs.values())):.1f} min "
-                f"summed, {parallel} at a time")
+                f"Hardware: {hardware()}; training time: {training_minutes(finished):.1f} min summed over "
+                f"runs (log.csv's duration, across resumes; evaluation not included), {parallel} at a time")
     write_table(f"minigrid_task{args.task}", header, table, preamble)
     plot(curves, RESULTS / f"minigrid_task{args.task}.png", f"task {args.task}: {short(task['train'])}")
     if failed:
         raise SystemExit(f"failed runs: {', '.join(failed)} (see their reproduce.log)")
+
+
+def training_minutes(run_dirs: list[Path]) -> float:
+    """The runs' training time: each log.csv's last duration, which train.py carries over resumes."""
+    total = 0.0
+    for run_dir in run_dirs:
+        with open(run_dir / "log.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        total += float(rows[-1]["duration"]) if rows else 0.0
+    return total / 60
 
 
 def read_curve(log_csv: Path) -> tuple[list[float], list[float]]:

@@ -254,3 +254,12 @@ def test_run_jobs_pins_one_thread_jobs_to_a_core_each(tmp_path):
     assert run_jobs(jobs, len(cores)) == []
     pinned = [job.done.read_text() for job in jobs]
     assert sorted(pinned) == [str(core) for core in cores]  # one core each, all different
+
+
+def test_minigrid_training_time_is_each_runs_last_logged_duration(tmp_path):
+    from reproduce_minigrid import training_minutes
+    for name, durations in {"a": [30.0, 90.0], "b": [60.0, 120.0, 150.0]}.items():
+        (tmp_path / name).mkdir()
+        rows = "".join(f"{i},{d}\n" for i, d in enumerate(durations))
+        (tmp_path / name / "log.csv").write_text("update,duration\n" + rows)
+    assert training_minutes([tmp_path / "a", tmp_path / "b"]) == pytest.approx((90 + 150) / 60)
