@@ -14,7 +14,8 @@ the test length, mean and the seed range), results/<task>_curves.png (the valida
 metric that selects best.pt against the update, one line per run: did the curves flatten
 within the budget?) and results/<task>_activations.png (the first RIM run's activation
 picture per RIM row, copying only: <task>_activations.png for the first, then
-<task>_activations_<row>.png). --name writes them as results/<name>.* instead; pilots and
+<task>_activations_<row>.png, the row in lower case with "_" for anything else:
+rim_6_4_authors). --name writes them as results/<name>.* instead; pilots and
 ablations go under results/ablations/ (--name ablations/copying_pilot), and
 results/README.md says which of them are kept.
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -148,6 +150,12 @@ def summarise(values: list[float]) -> tuple[str, str, int]:
     return f"{statistics.mean(values):.4f}", std, len(values)
 
 
+def file_slug(row: str) -> str:
+    """A table row as part of a file name that a Markdown link takes as it is:
+    "RIM (6,4) authors, offer kept" -> "rim_6_4_authors_offer_kept"."""
+    return re.sub(r"[^a-z0-9]+", "_", row.lower()).strip("_")
+
+
 def main() -> None:
     args, extra = parse_args()
     jobs = make_jobs(args, extra)
@@ -217,7 +225,7 @@ def main() -> None:
                 for row, dirs in finished.items() if any((d / "activations.png").exists() for d in dirs)}
     for i, (row, picture) in enumerate(pictures.items()):  # which units were active in each phase
         path = RESULTS / (f"{args.name}_activations.png" if i == 0 else
-                          f"{args.name}_activations_{run_name(row, 0).removesuffix('_seed0')}.png")
+                          f"{args.name}_activations_{file_slug(row)}.png")
         shutil.copyfile(picture, path)
         print(f"wrote {path} (from {picture.parent.name})")
     if failed:

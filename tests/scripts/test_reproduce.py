@@ -175,7 +175,7 @@ def test_runs_are_counted_into_the_row_their_config_describes(tmp_path, monkeypa
     table = (tmp_path / "results" / "copying.md").read_text()
     # "RIM (6,4) authors seed 0" starts with "RIM (6,4)", but is not counted into it
     assert "| RIM (6,4) | 1 | 0 |" in table and "| RIM (6,4) authors | 1 | 0 |" in table
-    assert (tmp_path / "results" / "copying_activations_RIM(6_4)authors.png").stat().st_size > 0
+    assert (tmp_path / "results" / "copying_activations_rim_6_4_authors.png").stat().st_size > 0
     # a folder named for one row that holds a run of the other is counted by its config.json
     swapped = tmp_path / "RIM(6_4)_seed1"
     (tmp_path / "runs" / "RIM(6_4)authors_seed0").rename(swapped)
