@@ -114,10 +114,14 @@ class ProjectedInput(NamedTuple):
     """State-independent part of the input attention, for ``M`` inputs.
 
     keys:   ``(M, num_input_heads, input_key_size)``
-    gates:  ``(num_input_heads, M, N, G)``: each unit's input-to-gate map applied to each
+    gates:  ``(M, num_input_heads, N, G)``: each unit's input-to-gate map applied to each
             head's value, without bias (G = 4H for LSTM, 3H for GRU); or None when
     values: ``(M, num_input_heads, input_value_size)`` are given instead, because dropout on
             the read vector's features needs the read vector itself.
+
+    All three are input-major, so one step's slice of a sequence has the same strides
+    whatever the sequence's length: a compiled step then needs no new compilation for
+    each length (a model trained on one length is tested on others).
     """
 
     keys: Tensor
@@ -128,19 +132,14 @@ class ProjectedInput(NamedTuple):
         """Split the inputs of a time-major sequence (M = seq_len * batch) into one per step."""
         # unbind, not indexing: its backward writes all steps' gradients in one stack,
         # where indexing would add a full-size zero tensor per step.
-        keys = self.keys.view(seq_len, batch, *self.keys.shape[1:]).unbind(0)
-        gates = values = (None,) * seq_len
-        if self.gates is not None:
-            heads, _, units, size = self.gates.shape
-            gates = self.gates.view(heads, seq_len, batch, units, size).unbind(1)
-        if self.values is not None:
-            values = self.values.view(seq_len, batch, *self.values.shape[1:]).unbind(0)
-        return [ProjectedInput(*parts) for parts in zip(keys, gates, values)]
+        def split(t: Tensor | None) -> tuple[Tensor | None, ...]:
+            return (None,) * seq_len if t is None else t.view(seq_len, batch, *t.shape[1:]).unbind(0)
+
+        return [ProjectedInput(*parts) for parts in zip(*map(split, self))]
 
     def narrow(self, batch: int) -> ProjectedInput:
         """The first ``batch`` samples."""
-        return ProjectedInput(self.keys[:batch], None if self.gates is None else self.gates[:, :batch],
-                              None if self.values is None else self.values[:batch])
+        return ProjectedInput(*(None if t is None else t[:batch] for t in self))
 
 
 class RIMCell(nn.Module):
@@ -403,7 +402,10 @@ class RIMCell(nn.Module):
             gates = torch.matmul(x, torch.bmm(w_ih, w_value).transpose(1, 2))
         else:
             gates = torch.bmm(torch.matmul(x, w_value.transpose(1, 2)), w_ih.transpose(1, 2))
-        return ProjectedInput(keys, gates.view(heads, x.size(0), n, self.rnn.weight_ih.size(1)))
+        gates = gates.view(heads, x.size(0), n, self.rnn.weight_ih.size(1))  # (heads, M, N, G)
+        # Input-major (see ProjectedInput): free for one head, a copy for several.
+        gates = gates.squeeze(0).unsqueeze(1) if heads == 1 else gates.transpose(0, 1).contiguous()
+        return ProjectedInput(keys, gates)
 
     def step(self, inp: ProjectedInput, state: Inner) -> tuple[Inner, Tensor]:
         """Advance the group-major state by one step.
@@ -451,7 +453,7 @@ class RIMCell(nn.Module):
         p_read = p_input
         if self.options.dropout_on == "attention" and self.training and self.input_dropout > 0:
             p_read = F.dropout(p_input, self.input_dropout, True)
-        gates = inp.gates.transpose(1, 2)  # (heads, N, B, G)
+        gates = inp.gates.permute(1, 2, 0, 3)  # (B, heads, N, G) -> (heads, N, B, G)
         bias = self.rnn.input_bias()
         if self.num_input_heads == 1:  # squeeze, not [0]: select's backward writes a zero tensor per step
             if bias is None:

@@ -121,6 +121,27 @@ def test_rim_zero_default_state():
     assert torch.equal(rim(x)[0], rim(x, (zeros, zeros))[0])
 
 
+@pytest.mark.parametrize("heads", [1, 2])
+def test_a_compiled_step_is_not_recompiled_for_a_longer_sequence(heads):
+    # Models are tested on longer sequences than they were trained on; each step's input
+    # must look the same to torch.compile's guards whatever the length (its strides too).
+    torch._dynamo.reset()
+    compiled = []
+
+    def count(graph, example_inputs):
+        compiled.append(graph)
+        return graph.forward
+
+    rim = RIM(5, 6, 4, 2, num_input_heads=heads, **SMALL).eval().compile_step(backend=count)
+    with torch.no_grad():
+        rim(torch.randn(3, 2, 5))
+        first = len(compiled)
+        for length in (4, 9):
+            rim(torch.randn(length, 2, 5))
+    torch._dynamo.reset()
+    assert first > 0 and len(compiled) == first
+
+
 def test_batch_first_equals_transposed_call():
     rim = RIM(5, 6, 4, 2, num_layers=2, bidirectional=True, **SMALL).eval()
     x = torch.randn(7, 3, 5)
