@@ -135,7 +135,11 @@ class RIM(nn.Module):
         """Compile every cell's :meth:`RIMCell.step` with ``torch.compile`` (returns self).
 
         The step is compiled, not the whole sequence, so compile time does not grow with
-        the sequence length. See docs/performance.md for when this pays off.
+        the sequence length, and one compilation serves every length: a new one is made
+        for each batch size, for training and evaluation, and for a first step whose state
+        carries no gradient (``torch.compile`` keeps 8 per function unless
+        ``torch._dynamo.config.recompile_limit`` allows more). See docs/performance.md for
+        when this pays off.
         """
         for cell in self.cells:
             cell.compile_step(**compile_kwargs)
