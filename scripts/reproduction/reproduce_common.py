@@ -214,3 +214,10 @@ def write_tables(stem: Path, preamble: str, tables: list[tuple[str, list[str], l
         writer.writerow(csv_header)
         writer.writerows(csv_rows)
     print(f"wrote {stem}.md and .csv")
+
+
+def legend(ax, **kwargs) -> None:
+    """``ax.legend(**kwargs)`` when something is labelled: before any run has finished
+    (``--no-run``) a plot has nothing to name, and matplotlib would warn."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)

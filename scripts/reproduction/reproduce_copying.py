@@ -49,6 +49,7 @@ from reproduce_common import (
     diverged,
     group_runs,
     hardware,
+    legend,
     mean_std,
     model_spec,
     run_jobs,
@@ -270,7 +271,7 @@ def plot(runs: dict, lengths: list[int], metrics: dict, published: dict, publish
         ax.set_xlabel("test length T")
         ax.set_title(title, fontsize=8)
         ax.set_xticks(lengths)
-    axes[0, 0].legend(fontsize=6)
+    legend(axes[0, 0], fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -307,7 +308,7 @@ def plot_curves(run_dirs: dict[str, list[Path]], metric: str, train_lens: list[i
     ax.set_xlabel("update")
     ax.set_ylabel(f"validation {metric} (T={'/'.join(map(str, train_lens))})")
     ax.set_title("one line per seed", fontsize=8)
-    ax.legend(fontsize=6)
+    legend(ax, fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -27,6 +27,7 @@ from reproduce_common import (
     command_line,
     diverged,
     hardware,
+    legend,
     run_jobs,
     run_name,
     write_table,
@@ -169,7 +170,7 @@ def plot(curves: dict, path: Path, title: str) -> None:
     ax.set_xlabel("frames")
     ax.set_ylabel("mean return per episode (training)")
     ax.set_title(title)
-    ax.legend()
+    legend(ax)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -41,6 +41,7 @@ from reproduce_common import (
     diverged,
     group_runs,
     hardware,
+    legend,
     model_spec,
     run_jobs,
     run_name,
@@ -247,7 +248,7 @@ def plot_curves(runs: dict[str, list[dict]], sizes: list[str], path: Path, proto
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_ylabel("test accuracy % (per-epoch subset)")
-    axes[1].legend(fontsize=6)
+    legend(axes[1], fontsize=6)
     fig.suptitle(protocol, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

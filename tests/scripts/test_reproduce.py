@@ -185,6 +185,7 @@ def test_runs_are_counted_into_the_row_their_config_describes(tmp_path, monkeypa
         rows[0]: [tmp_path / "runs" / "RIM(6_4)_seed0"], rows[1]: [swapped]}
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # e.g. matplotlib's, for a legend of nothing
 def test_a_name_with_a_folder_writes_into_that_folder_of_results(tmp_path, monkeypatch):
     """results/README.md puts pilots and ablations under results/ablations/; the command it
     quotes (--name ablations/NAME) must write them there, creating the folder."""
