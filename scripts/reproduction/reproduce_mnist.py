@@ -125,15 +125,21 @@ def standard_error(accuracy: float, digits: int) -> float:
 
 
 def training_time(runs: dict[str, list[dict]]) -> str:
-    """The runs' training time summed over epochs and resumes (evaluation not included), from
-    each epoch's record; a run's own record, so it holds however many sessions it took."""
-    epochs = [h for rs in runs.values() for r in rs for h in r.get("history", [])]
-    timed = [h["train_seconds"] for h in epochs if "train_seconds" in h]
-    if not timed:
+    """Each row's training time per epoch of one run (evaluation not included), from each
+    epoch's record: a run's own record, so it holds however many sessions it took."""
+    per_row, missing, total = [], 0, 0
+    for row, rs in runs.items():
+        epochs = [h for r in rs for h in r.get("history", [])]
+        timed = [h["train_seconds"] for h in epochs if "train_seconds" in h]
+        missing, total = missing + len(epochs) - len(timed), total + len(epochs)
+        if timed:
+            per_row.append(f"{row} {statistics.mean(timed) / 60:.1f} min")
+    if not per_row:
         return "training time: not recorded (runs made before main.py recorded it)"
-    missing = len(epochs) - len(timed)
-    untimed = f"; {missing} of {len(epochs)} epochs not recorded" if missing else ""
-    return f"training time: {sum(timed) / 60:.1f} min summed over runs{untimed}; evaluation not included"
+    untimed = (f"; {missing} of {total} epochs, run before main.py recorded it, not counted"
+               if missing else "")
+    return (f"training time per epoch of one run, mean over epochs: {', '.join(per_row)}"
+            f"{untimed}; evaluation not included")
 
 
 def cell(values: list[float], digits: int) -> str:

@@ -234,9 +234,12 @@ def test_reproduce_mnist_writes_both_selections_the_curves_and_an_activation_pic
     assert (results / "mnist_activations.png").stat().st_size > 0
     # the training time is the runs' own record of each epoch, whichever session ran it
     every = [json.loads(p.read_text()) for p in runs.glob("*/results.json")]
-    seconds = [h["train_seconds"] for r in every for h in r["history"]]
-    assert len(seconds) == 8 and all(s > 0 for s in seconds)
-    assert f"training time: {sum(seconds) / 60:.1f} min summed over runs; evaluation" in table
+    seconds = {m: [h["train_seconds"] for r in every if r["model"] == m for h in r["history"]]
+               for m in ("RIM", "LSTM")}
+    assert [len(s) for s in seconds.values()] == [4, 4] and all(s > 0 for s in seconds["RIM"])
+    rim_min, lstm_min = (sum(s) / 4 / 60 for s in seconds.values())
+    assert (f"per epoch of one run, mean over epochs: RIM (6,4) {rim_min:.1f} min, LSTM-600 "
+            f"{lstm_min:.1f} min; evaluation" in table)
     # a run whose results.json predates "epochs" counts its history's epochs
     lstm = runs / "LSTM-600_seed0" / "results.json"
     lstm.write_text(json.dumps({k: v for k, v in json.loads(lstm.read_text()).items() if k != "epochs"}))
@@ -245,6 +248,16 @@ def test_reproduce_mnist_writes_both_selections_the_curves_and_an_activation_pic
     # a larger budget continues the finished runs
     jobs, _ = reproduce_mnist.make_jobs(*reproduce_mnist.parse_args([*argv[:2], "--epochs", "3", *argv[4:]]))
     assert all("--loadsaved" in job.command and not job.done.exists() for job in jobs)
+
+
+def test_mnist_training_time_counts_only_the_epochs_that_recorded_it():
+    from reproduce_mnist import training_time
+    recorded = {"history": [{"train_seconds": 600.0}, {"train_seconds": 1200.0}]}
+    older = {"history": [{}, {}, {}]}  # a run made before main.py recorded the time
+    line = training_time({"RIM (6,4)": [recorded, older], "LSTM-600": [older]})
+    assert line == ("training time per epoch of one run, mean over epochs: RIM (6,4) 15.0 min; "
+                    "6 of 8 epochs, run before main.py recorded it, not counted; evaluation not included")
+    assert "not recorded" in training_time({"LSTM-600": [older]})
 
 
 def test_run_jobs_pins_one_thread_jobs_to_a_core_each(tmp_path):
