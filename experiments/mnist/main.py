@@ -246,9 +246,12 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
                 sampler.set_epoch(epoch)
                 unit_rates = train_epoch(net, step_graph, loader, optimizer, scaler, run, boundary, args,
                                          ctx, writer)
-                log_epoch(model, splits, eval_bs, progress, unit_rates, optimizer, args, ctx, writer)
-                val_acc = progress.pop("last_val")
-                with signals_held_back():  # the epoch's progress, best.pt and last.pt change together
+                val_acc, record = log_epoch(model, splits, eval_bs, progress, unit_rates, optimizer, args,
+                                            ctx, writer)
+                # The epoch's record, progress, best.pt and last.pt change together: a signal
+                # in between would save an epoch's record twice, or none.
+                with signals_held_back():
+                    progress["history"].append(record)
                     progress.update(epoch=epoch + 1, batch=0, loss_sum=0.0, correct=0, seen=0,
                                     train_seconds=0.0)
                     rng = dist.gather(ctx, rng_state())  # every process's, so that resume is exact
@@ -311,9 +314,9 @@ def train_epoch(net, step_graph: GraphedForwardBackward | None, loader, optimize
             progress["correct"] += correct
             progress["seen"] += len(labels)
             boundary["rng"] = rng_state()
+            now = time.perf_counter()  # booked with the batch, so that a Ctrl-C's save keeps it
+            progress["train_seconds"], start = progress["train_seconds"] + now - start, now
             if args.save_every and progress["step"] % args.save_every == 0:
-                progress["train_seconds"] += time.perf_counter() - start
-                start = time.perf_counter()
                 run.save("last.pt", dist.gather(ctx, boundary["rng"]))
         if masks is not None:
             unit_active += masks.float().mean((0, 1))
@@ -328,23 +331,22 @@ def train_epoch(net, step_graph: GraphedForwardBackward | None, loader, optimize
 
 
 def log_epoch(model, splits, eval_bs: int, progress: dict, unit_rates: torch.Tensor, optimizer,
-              args, ctx: dist.Context, writer) -> None:
-    """Evaluate at every size and log the epoch; leaves the validation accuracy in progress."""
+              args, ctx: dist.Context, writer) -> tuple[float, dict]:
+    """Evaluate at every size and log the epoch. Returns the validation accuracy at --size
+    and the epoch's record for the history."""
     loss_sum, correct, seen = dist.all_sum(ctx, [progress["loss_sum"], progress["correct"], progress["seen"]])
     rates = torch.tensor(dist.all_sum(ctx, unit_rates.tolist())) / ctx.world_size
     n = args.epoch_eval_examples
     val_acc = evaluate(model, splits.val, eval_bs, ctx)
     val_resized = {s: evaluate(model, data, eval_bs, ctx, n) for s, data in splits.val_resized.items()}
     test_acc = {s: evaluate(model, data, eval_bs, ctx, n) for s, data in splits.tests.items()}
-    progress["last_val"] = val_acc
     named = lambda accs: {f"{s}x{s}": a for s, a in accs.items()}  # noqa: E731
     # the epoch's training time, summed over resumes: what a table reports as its cost
-    progress["history"].append({"epoch": progress["epoch"] + 1,
-                                "val": named({args.size: val_acc} | val_resized), "test": named(test_acc),
-                                "train_seconds": round(progress["train_seconds"], 3)})
+    record = {"epoch": progress["epoch"] + 1, "val": named({args.size: val_acc} | val_resized),
+              "test": named(test_acc), "train_seconds": round(progress["train_seconds"], 3)}
     speed = seen / max(progress["train_seconds"], 1e-9)  # sequences/s over all processes
     if writer is None:
-        return
+        return val_acc, record
     epoch = progress["epoch"] + 1
     writer.add_scalar("train/loss", loss_sum / max(seen, 1), epoch)
     writer.add_scalar("train/accuracy", 100 * correct / max(seen, 1), epoch)
@@ -360,6 +362,7 @@ def log_epoch(model, splits, eval_bs: int, progress: dict, unit_rates: torch.Ten
             writer.add_scalar(f"units/activation_rate_{u}", rate, epoch)
     tqdm.write(f"epoch {epoch}: loss {loss_sum / max(seen, 1):.4f}  {speed:.1f} seq/s  val {val_acc:.2f}%  "
                + "  ".join(f"{s}x{s} {a:.2f}%" for s, a in test_acc.items()))
+    return val_acc, record
 
 
 def epoch_checkpoint(epoch: int) -> str:

@@ -116,6 +116,25 @@ def model_spec(args: dict) -> dict:
     return spec
 
 
+def counts_at_budget(done: Path, trained: int, budget: int, option: str, no_run: bool) -> bool:
+    """Whether a finished run (``done``: its results.json; ``trained``: the epochs or updates
+    it recorded) belongs in a table at ``budget``. A run trained for less is resumed to the
+    budget: its results are removed so that the job runs again (main.py continues from last.pt
+    and rewrites them); with ``no_run`` nothing is removed and the run is only left out. A
+    run trained for more cannot be cut back, so this stops with a message."""
+    if trained > budget:
+        raise SystemExit(f"{done.parent} was trained for {trained} {option[2:]}, more than {option} "
+                         f"{budget}: pass {option} {trained}, or another --runs-dir")
+    if trained == budget:
+        return True
+    if no_run:
+        print(f"{done.parent}: trained for {trained} {option[2:]}, not {budget}; left out",
+              file=sys.stderr)
+    else:
+        done.unlink()
+    return False
+
+
 def group_runs(run_dirs: list[Path], rows: dict[str, dict]) -> dict[str, list[Path]]:
     """The finished runs among ``run_dirs`` (results.json) under the row whose model spec
     (``rows``: row -> :func:`model_spec` of its arguments) their config.json matches, so that

@@ -44,6 +44,7 @@ from reproduce_common import (
     add_cuda_options,
     comm_update,
     command_line,
+    counts_at_budget,
     cuda_arguments,
     default_jobs,
     diverged,
@@ -134,8 +135,10 @@ def make_jobs(args: argparse.Namespace, extra: list[str]) -> list[Job]:
             cmd = [sys.executable, str(MAIN), "--task", args.task, *ROWS[row], *cuda_arguments(args, row),
                    *budget, *extra, "--seed", str(seed), "--log-dir", str(run_dir)]
             done = run_dir / "results.json"
-            if args.updates and done.exists() and json.loads(done.read_text())["updates"] != args.updates:
-                done.unlink()  # finished at another budget: resume it to this one (main.py rewrites it)
+            if args.updates and done.exists() and not counts_at_budget(
+                    done, json.loads(done.read_text())["updates"], args.updates, "--updates", args.no_run):
+                if args.no_run:
+                    continue
             if (run_dir / "last.pt").exists():
                 cmd.append("--loadsaved")
             jobs.append(Job(f"{row} seed {seed}", cmd, run_dir / "results.json", run_dir / "stdout.log",

@@ -36,6 +36,7 @@ from reproduce_common import (
     Job,
     add_cuda_options,
     command_line,
+    counts_at_budget,
     cuda_arguments,
     default_jobs,
     diverged,
@@ -105,8 +106,10 @@ def make_jobs(args: argparse.Namespace, extra: list[str]) -> tuple[list[Job], li
             cmd = [sys.executable, str(MAIN), *ROWS[row][0], *cuda_arguments(args, row), *common,
                    "--seed", str(seed), "--log_dir", str(run_dir)]
             done = run_dir / "results.json"
-            if done.exists() and epochs_trained(json.loads(done.read_text())) != args.epochs:
-                done.unlink()  # finished at another budget: resume it to this one (main.py rewrites it)
+            if done.exists() and not counts_at_budget(done, epochs_trained(json.loads(done.read_text())),
+                                                      args.epochs, "--epochs", args.no_run):
+                if args.no_run:
+                    continue
             if (run_dir / "last.pt").exists():
                 cmd.append("--loadsaved")
             jobs.append(Job(f"{row} seed {seed}", cmd, done, run_dir / "stdout.log", row=row))
@@ -179,7 +182,8 @@ def main() -> None:
         published = ROWS[row][1] or (None,) * len(SIZES)
         epochs = " ".join(str(r["best_epoch"]) for r in rs) or "–"
         rows.append([row, str(len(rs)), str(stopped), epochs,
-                     *(cell(v, digits[-1]) for v in columns.values()),
+                     *(cell(v, digits[-1]) + (f" (n={len(v)})" if len(v) < len(rs) else "")
+                       for v in columns.values()),
                      *("–" if p is None else f"{p:.1f}" for p in published)])
         for column, values in columns.items():
             mean = statistics.mean(values) if values else None
@@ -222,6 +226,8 @@ def data_dir(extra: list[str]) -> list[str]:
     for i, arg in enumerate(extra):
         if arg in ("--data_dir", "--data-dir") and i + 1 < len(extra):
             return ["--data_dir", extra[i + 1]]
+        if arg.startswith(("--data_dir=", "--data-dir=")):
+            return ["--data_dir", arg.split("=", 1)[1]]
     return []
 
 

@@ -181,13 +181,37 @@ def test_resume_after_an_interrupt_mid_epoch_is_exact(tmp_path, monkeypatch, cap
     assert ("SIGTERM" if code == 143 else "SIGINT") in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the trainer's handler is gone
     monkeypatch.setattr(SequenceClassifier, "forward", forward)
-    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["progress"]["batch"] == 2
+    saved = load_checkpoint(tmp_path / "resumed" / "last.pt")["progress"]
+    assert saved["batch"] == 2
+    assert saved["train_seconds"] > 0  # the batches' training time is kept with them
     main([*TINY, "--epochs", "2", "--log_dir", str(tmp_path / "resumed"), "--loadsaved"])
     straight = load_checkpoint(tmp_path / "straight" / "last.pt")
     resumed = load_checkpoint(tmp_path / "resumed" / "last.pt")
     assert untimed(straight["progress"]) == untimed(resumed["progress"])
     for name, tensor in straight["model"].items():
         assert torch.equal(tensor, resumed["model"][name]), name
+
+
+def test_an_interrupt_while_an_epoch_is_logged_records_that_epoch_once(tmp_path, monkeypatch):
+    import experiments.mnist.main as trainer
+
+    main([*TINY, "--epochs", "2", "--log_dir", str(tmp_path / "straight")])
+    write = trainer.tqdm.write
+
+    def interrupted_write(*args, **kwargs):  # the epoch is evaluated; its line is being printed
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.tqdm, "write", interrupted_write)
+    with pytest.raises(SystemExit):
+        main([*TINY, "--epochs", "2", "--log_dir", str(tmp_path / "resumed")])
+    monkeypatch.setattr(trainer.tqdm, "write", write)
+    saved = load_checkpoint(tmp_path / "resumed" / "last.pt")["progress"]
+    assert (saved["epoch"], saved["batch"], saved["history"]) == (0, 6, [])
+    main([*TINY, "--epochs", "2", "--log_dir", str(tmp_path / "resumed"), "--loadsaved"])
+    straight = load_checkpoint(tmp_path / "straight" / "last.pt")["progress"]
+    resumed = load_checkpoint(tmp_path / "resumed" / "last.pt")["progress"]
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2]
+    assert untimed(straight) == untimed(resumed)
 
 
 def test_save_every_bounds_what_a_hard_kill_loses_and_resumes_exactly(tmp_path, monkeypatch):

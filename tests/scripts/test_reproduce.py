@@ -240,14 +240,36 @@ def test_reproduce_mnist_writes_both_selections_the_curves_and_an_activation_pic
     rim_min, lstm_min = (sum(s) / 4 / 60 for s in seconds.values())
     assert (f"per epoch of one run, mean over epochs: RIM (6,4) {rim_min:.1f} min, LSTM-600 "
             f"{lstm_min:.1f} min; evaluation" in table)
+    # a cell that holds fewer seeds than its row says how many
+    rim0 = runs / "RIM(6_4)_seed0" / "results.json"
+    rim0.write_text(json.dumps({**rim[0], "per_size_selection": {}}))
+    monkeypatch.setattr(sys, "argv", ["reproduce_mnist.py", *argv, "--no-run"])
+    reproduce_mnist.main()
+    row = next(line for line in (results / "mnist.md").read_text().splitlines() if line.startswith("| RIM"))
+    assert row.count("(n=1)") == 3 and f"{per_size[1]:.1f} [" in row
+    rim0.write_text(json.dumps(rim[0]))
     # a run whose results.json predates "epochs" counts its history's epochs
     lstm = runs / "LSTM-600_seed0" / "results.json"
     lstm.write_text(json.dumps({k: v for k, v in json.loads(lstm.read_text()).items() if k != "epochs"}))
     reproduce_mnist.make_jobs(*reproduce_mnist.parse_args(argv))
     assert lstm.exists()
-    # a larger budget continues the finished runs
-    jobs, _ = reproduce_mnist.make_jobs(*reproduce_mnist.parse_args([*argv[:2], "--epochs", "3", *argv[4:]]))
+    # a table at a larger budget leaves the finished runs out, and in place, under --no-run ...
+    more = [*argv[:2], "--epochs", "3", *argv[4:]]
+    assert reproduce_mnist.make_jobs(*reproduce_mnist.parse_args([*more, "--no-run"]))[0] == []
+    assert len(list(runs.glob("*/results.json"))) == 4
+    # ... and continues them otherwise
+    jobs, _ = reproduce_mnist.make_jobs(*reproduce_mnist.parse_args(more))
     assert all("--loadsaved" in job.command and not job.done.exists() for job in jobs)
+    # a run trained for more than asked cannot be cut back to the budget: a message, not a loop
+    (runs / "LSTM-600_seed0" / "results.json").write_text(json.dumps({"epochs": 3}))
+    with pytest.raises(SystemExit, match=r"LSTM-600_seed0 was trained for 3 epochs, more than --epochs 2"):
+        reproduce_mnist.make_jobs(*reproduce_mnist.parse_args(argv))
+
+
+def test_mnist_passes_the_data_dir_to_the_activation_picture_in_either_spelling():
+    from reproduce_mnist import data_dir
+    assert data_dir(["--data_dir", "/d"]) == data_dir(["--data-dir=/d"]) == ["--data_dir", "/d"]
+    assert data_dir(["--epochs", "2"]) == []
 
 
 def test_mnist_training_time_counts_only_the_epochs_that_recorded_it():
