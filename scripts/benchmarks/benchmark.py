@@ -1,6 +1,7 @@
 """Speed of RIM against PyTorch's own recurrent layers (forward + backward of one training step).
 
-1. ``RIM(64, 100, num_units=6, k=4)`` (LSTM and GRU cells, all defaults) against
+1. ``RIM(64, 100, num_units=6, k=4)`` (LSTM and GRU cells, all other arguments default;
+   ``--comm-update residual`` times the plain residual communication update) against
    ``nn.LSTM(64, 600)`` / ``nn.GRU(64, 600)`` on x of shape (T=196, B=64, 64), the shape
    of a 14x14 sequential-MNIST batch. Optionally also with ``torch.compile`` of the step.
    Also timed: the RIM's matrix products alone (forward and backward, same shapes, no
@@ -76,13 +77,13 @@ def capture_cuda_graph(step):
 
 
 def compare_layers(device: torch.device, seq_len: int, batch: int, repeats: int,
-                   compile_step: bool) -> list[dict]:
+                   compile_step: bool, comm_update: str) -> list[dict]:
     rows = []
     x = torch.randn(seq_len, batch, 64, device=device)
     for cell, torch_cls in (("LSTM", nn.LSTM), ("GRU", nn.GRU)):
         torch.manual_seed(0)
         baseline = torch_cls(64, 600).to(device)
-        rim = RIM(64, 100, num_units=6, k=4, rnn_cell=cell).to(device)
+        rim = RIM(64, 100, num_units=6, k=4, rnn_cell=cell, comm_update=comm_update).to(device)
         t_base = median_time(train_step(baseline, x), device, repeats)
         times = {"eager": median_time(train_step(rim, x), device, repeats),
                  "matmuls only": median_time(matmuls_only(rim.cells[0], seq_len, batch, device),
@@ -126,7 +127,7 @@ def matmuls_only(cell: RIMCell, seq_len: int, batch: int, device: torch.device):
                 weight_product((n, batch, hid), heads * (2 * dk + dv)),
                 product((batch * heads, n, dk), (batch * heads, dk, n)),
                 product((batch * heads, n, n), (batch * heads, n, dv)),
-                weight_product((n, batch, heads * dv), hid)]
+                weight_product((n, batch, heads * dv), (2 if cell.comm_update == "gated" else 1) * hid)]
     with_grads = [(a, b, torch.bmm(a, b).normal_()) for a, b in once + per_step]
     once, per_step = with_grads[:len(once)], with_grads[len(once):]
 
@@ -214,6 +215,8 @@ def main() -> None:
     parser.add_argument("--devices", nargs="+", choices=["cpu", "cuda"], default=None,
                         help="devices to time (default: cpu, and cuda if available)")
     parser.add_argument("--quick", action="store_true", help="3 repeats, T=50, units 2 8 32")
+    parser.add_argument("--comm-update", choices=("gated", "residual"), default="gated",
+                        help="the RIM's communication update (default: gated, the RIM's default)")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark"),
                         help="writes OUT.json and OUT.png (results/ holds the committed ones)")
     args = parser.parse_args()
@@ -227,14 +230,15 @@ def main() -> None:
     devices = [torch.device(name) for name in args.devices]
     layer_rows, unit_rows = [], []
     for device in devices:
-        layer_rows += compare_layers(device, args.seq_len, args.batch, args.repeats, args.compile)
+        layer_rows += compare_layers(device, args.seq_len, args.batch, args.repeats, args.compile,
+                                     args.comm_update)
         unit_rows += scale_units(device, args.batch, args.repeats, args.units)
 
     host = f"{cpu_name()}, {torch.get_num_threads()} threads"
     if "cuda" in args.devices:
         host += f", {torch.cuda.get_device_name()}"
     print(f"torch {torch.__version__}; {host}; T={args.seq_len}, B={args.batch}, "
-          f"median of {args.repeats}")
+          f"median of {args.repeats}; {args.comm_update} communication update")
     print(f"{'device':6} {'cell':4} {'RIM variant':13} {'baseline s':>10} {'RIM s':>8} {'RIM/baseline':>12}")
     for r in layer_rows:
         print(f"{r['device']:6} {r['cell']:4} {r['variant']:13} {r['baseline_s']:10.3f} "
@@ -246,7 +250,7 @@ def main() -> None:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(torch=torch.__version__, host=host, seq_len=args.seq_len, batch=args.batch,
-                repeats=args.repeats, environment=environment_info())
+                repeats=args.repeats, comm_update=args.comm_update, environment=environment_info())
     args.out.with_suffix(".json").write_text(json.dumps(dict(meta=meta, layers=layer_rows,
                                                              units=unit_rows), indent=2))
     plot(layer_rows, unit_rows, args.out.with_suffix(".png"))

@@ -38,12 +38,14 @@ ROOT = Path(__file__).resolve().parents[2]
 MAIN = ROOT / "experiments" / "mnist" / "main.py"
 
 
-def measure(model_name: str, batches: int, device: str, amp: bool, compile_step: bool) -> dict:
+def measure(model_name: str, batches: int, device: str, amp: bool, compile_step: bool,
+            comm_update: str) -> dict:
     """Runs in its own process (see main) so that the peak memory is this model's alone."""
     from experiments.mnist.main import parse_args
     from experiments.mnist.model import build_model
 
-    config = vars(parse_args(["--model", model_name]))
+    config = vars(parse_args(["--model", model_name, *(["--comm-update", comm_update] if model_name == "RIM"
+                                                         else [])]))
     torch.manual_seed(0)
     model = build_model(config).to(device)
     if compile_step and model_name == "RIM":
@@ -98,12 +100,12 @@ def measure(model_name: str, batches: int, device: str, amp: bool, compile_step:
     }
 
 
-def ddp_throughput(nproc: int, examples: int) -> float:
+def ddp_throughput(nproc: int, examples: int, comm_update: str) -> float:
     """Sequences/s of main.py's training loop under torchrun with ``nproc`` CPU processes."""
     with tempfile.TemporaryDirectory() as log_dir:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                str(MAIN), "--epochs", "1", "--train_examples", str(examples), "--eval_examples", "64",
-               "--test_sizes", "16", "--log_dir", log_dir]
+               "--test_sizes", "16", "--comm-update", comm_update, "--log_dir", log_dir]
         env = {**os.environ, "OMP_NUM_THREADS": str(max(1, os.cpu_count() // nproc))}
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     match = re.search(r"([\d.]+) seq/s", out.stdout + out.stderr)
@@ -119,16 +121,19 @@ def main() -> None:
     p.add_argument("--compile", action="store_true", help="also measure the compiled RIM step")
     p.add_argument("--ddp", action="store_true", help="also measure torchrun with 1 and 2 CPU processes")
     p.add_argument("--ddp-examples", type=int, default=1280, help="training digits per torchrun run")
+    p.add_argument("--comm-update", choices=("gated", "residual"), default="gated",
+                   help="the RIM's communication update (default: gated, main.py's default)")
     p.add_argument("--out", type=Path, default=Path("runs/benchmark_mnist.json"),
                    help="(results/ holds the committed ones)")
-    p.add_argument("--single", nargs=4, metavar=("MODEL", "DEVICE", "AMP", "COMPILE"), help=argparse.SUPPRESS)
+    p.add_argument("--single", nargs=3, metavar=("MODEL", "AMP", "COMPILE"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    device = "cuda" if args.cuda else "cpu"
     if args.single:  # child process: one measurement, printed as JSON
-        model, device, amp, compile_step = args.single
-        print(json.dumps(measure(model, args.batches, device, amp == "1", compile_step == "1")))
+        model, amp, compile_step = args.single
+        print(json.dumps(measure(model, args.batches, device, amp == "1", compile_step == "1",
+                                 args.comm_update)))
         return
 
-    device = "cuda" if args.cuda else "cpu"
     variants = [(m, "0", "0") for m in args.models]
     if args.amp:
         variants += [(m, "1", "0") for m in args.models]
@@ -136,8 +141,9 @@ def main() -> None:
         variants += [("RIM", "0", "1")]
     rows = []
     for model, amp, compile_step in variants:
-        out = subprocess.run([sys.executable, __file__, "--batches", str(args.batches),
-                              "--single", model, device, amp, compile_step],
+        out = subprocess.run([sys.executable, __file__, "--batches", str(args.batches), "--comm-update",
+                              args.comm_update, *(["--cuda"] if args.cuda else []),
+                              "--single", model, amp, compile_step],
                              capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"torch {torch.__version__}, {os.cpu_count()} CPU cores ({cpu_name()}), device {device}; "
@@ -149,9 +155,10 @@ def main() -> None:
               f"{r['sequences_per_second']:7.1f} {r['epoch_seconds_extrapolated']:18.0f} "
               f"{r['eval_24x24_test_set_seconds_extrapolated']:23.0f} {r['peak_rss_mib']:13.0f}")
     result = {"torch": torch.__version__, "cpu_cores": os.cpu_count(), "cpu": cpu_name(), "rows": rows,
-              "environment": environment_info()}
+              "comm_update": args.comm_update, "environment": environment_info()}
     if args.ddp:
-        result["ddp_cpu_sequences_per_second"] = {n: ddp_throughput(n, args.ddp_examples) for n in (1, 2)}
+        result["ddp_cpu_sequences_per_second"] = {n: ddp_throughput(n, args.ddp_examples, args.comm_update)
+                                                  for n in (1, 2)}
         print("torchrun on CPU (gloo), RIM defaults, global batch 64: "
               + ", ".join(f"{n} process(es) {v:.1f} seq/s"
                           for n, v in result["ddp_cpu_sequences_per_second"].items()))

@@ -107,6 +107,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=None,
                         help="thread counts to time (default: 1 and all)")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per figure (median)")
+    parser.add_argument("--comm-update", choices=("gated", "residual"), default="gated",
+                        help="the RIM's communication update (default: gated, the RIM's default)")
     parser.add_argument("--out", type=Path, default=Path("runs/gemm_throughput"),
                         help="writes OUT.json (results/ holds the committed ones)")
     args = parser.parse_args()
@@ -116,7 +118,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     x = torch.randn(SEQ_LEN, BATCH, 64)
-    rim = RIM(64, 100, num_units=6, k=4)
+    rim = RIM(64, 100, num_units=6, k=4, comm_update=args.comm_update)
     macs = {"RIM": training_step_macs(rim, x), "nn.LSTM": training_step_macs(LSTMCellLoop(64, 600), x)}
     shapes = products(rim.cells[0], lstm_hidden=600)
 
@@ -126,7 +128,7 @@ def main() -> None:
         rows += [dict(threads=n, **row) for row in throughput(shapes, BATCH, args.repeats)]
 
     print(f"torch {torch.__version__}; {cpu_name()}; "
-          f"median of {args.repeats}; rows = batch = {BATCH}")
+          f"median of {args.repeats}; rows = batch = {BATCH}; {args.comm_update} communication update")
     print(f"{'threads':>7} {'product (per unit)':20} {'in':>4} {'out':>5} "
           f"{'MKL mm':>7} {'oneDNN':>7} {'MKL bmm':>8}   GMAC/s")
     for r in rows:
@@ -139,7 +141,7 @@ def main() -> None:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(torch=torch.__version__, host=cpu_name(), seq_len=SEQ_LEN, batch=BATCH, repeats=args.repeats,
-                environment=environment_info())
+                comm_update=args.comm_update, environment=environment_info())
     args.out.with_suffix(".json").write_text(json.dumps(
         dict(meta=meta, training_step_macs=macs, throughput=rows), indent=2))
     print(f"wrote {args.out.with_suffix('.json')}")
