@@ -12,7 +12,7 @@ results/<task>.md (one table per metric), results/<task>.csv (one line per model
 and length: mean, std, n and each seed's value), results/<task>.png (each metric against
 the test length, mean and the seed range), results/<task>_curves.png (the validation
 metric that selects best.pt against the update, one line per run: did the curves flatten
-within the budget?) and results/<task>_activations.png (the first RIM run's activation
+within the budget?; its points in results/<task>_curves.csv) and results/<task>_activations.png (the first RIM run's activation
 picture per RIM row, copying only: <task>_activations.png for the first, then
 <task>_activations_<row>.png, the row in lower case with "_" for anything else:
 rim_6_4_authors). --name writes them as results/<name>.* instead; pilots and
@@ -30,6 +30,7 @@ Arguments it does not know go to main.py unchanged (e.g. --test-lens 50 200).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import re
@@ -298,16 +299,22 @@ def validation_curve(run_dir: Path, metric: str) -> tuple[list[int], list[float]
 
 def plot_curves(run_dirs: dict[str, list[Path]], metric: str, train_lens: list[int], path: Path) -> None:
     """The validation metric against the update, one line per run: whether the budget
-    was long enough for the curves to flatten."""
+    was long enough for the curves to flatten. Its numbers go to ``path`` as .csv, one line
+    per run and evaluation, for the pages that quote a point of a curve."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.4))
+    points = []
     for i, (row, dirs) in enumerate(run_dirs.items()):
         for j, run_dir in enumerate(dirs):
+            seed = json.loads((run_dir / "config.json").read_text())["args"]["seed"]
             steps, values = validation_curve(run_dir, metric)
+            points += [[row, seed, step, f"{value:.4f}"] for step, value in zip(steps, values)]
             ax.plot(steps, values, color=f"C{i}", alpha=0.8, label=row if j == 0 else None)
+    with open(path.with_suffix(".csv"), "w", newline="") as f:
+        csv.writer(f).writerows([["model", "seed", "update", f"validation {metric}"], *points])
     ax.set_xlabel("update")
     ax.set_ylabel(f"validation {metric} (T={'/'.join(map(str, train_lens))})")
     ax.set_title("one line per seed", fontsize=8)
@@ -315,7 +322,7 @@ def plot_curves(run_dirs: dict[str, list[Path]], metric: str, train_lens: list[i
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-    print(f"wrote {path}")
+    print(f"wrote {path} and .csv")
 
 
 if __name__ == "__main__":

@@ -140,6 +140,10 @@ def test_reproduce_copying_writes_tables_with_every_length_and_the_published_val
     curve_steps, curve = reproduce_copying.validation_curve(tmp_path / "runs" / "RIM(6_4)_seed1", "ce_copy")
     assert curve_steps == [2] and curve[0] > 0
     assert (tmp_path / "results" / "copying_curves.png").stat().st_size > 0
+    points = list(csv.DictReader(open(tmp_path / "results" / "copying_curves.csv")))
+    assert len(points) == 4  # 2 rows x 2 seeds, one evaluation each
+    rim1 = next(p for p in points if (p["model"], p["seed"]) == ("RIM (6,4)", "1"))
+    assert (int(rim1["update"]), float(rim1["validation ce_copy"])) == (2, pytest.approx(curve[0], abs=1e-4))
     picture = tmp_path / "results" / "copying_activations.png"  # the first RIM run's
     assert picture.read_bytes() == (tmp_path / "runs" / "RIM(6_4)_seed0" / "activations.png").read_bytes()
     # a second invocation finds every run finished and launches none
