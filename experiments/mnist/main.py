@@ -370,12 +370,14 @@ def epoch_checkpoint(epoch: int) -> str:
     return f"epochs/epoch_{epoch:03d}.pt"
 
 
-def per_size_selection(log_dir: Path, progress: dict, splits, batch_size: int, ctx: dist.Context) -> dict:
+def per_size_selection(log_dir: Path, progress: dict, splits, batch_size: int, ctx: dist.Context,
+                       measured: dict[int, dict[str, float]]) -> dict:
     """The authors' model selection: at each test size, the epoch with the best validation
     accuracy at that size (the first such epoch), measured on the whole test set at that
     size. Optimistic beside ours, which selects once, at the training size. {} for a run
     whose history does not cover every epoch (made before epochs/ was kept); ``progress``
-    is last.pt's."""
+    is last.pt's. ``measured``: {epoch: {size: test accuracy}} already measured on the whole
+    test set (the best-validation checkpoint's), the same weights, so not evaluated again."""
     history = progress.get("history", [])
     if [h["epoch"] for h in history] != list(range(1, progress["epoch"] + 1)):
         return {}
@@ -385,9 +387,11 @@ def per_size_selection(log_dir: Path, progress: dict, splits, batch_size: int, c
         if key not in history[0]["val"]:
             continue
         best = max(history, key=lambda h: h["val"][key])  # max keeps the first of equals
-        model, _, _ = load_run(log_dir, epoch_checkpoint(best["epoch"]), ctx.device)
-        selected[key] = {"epoch": best["epoch"], "val_accuracy": best["val"][key],
-                         "test_accuracy": evaluate(model, data, batch_size, ctx)}
+        accuracy = measured.get(best["epoch"], {}).get(key)
+        if accuracy is None:
+            model, _, _ = load_run(log_dir, epoch_checkpoint(best["epoch"]), ctx.device)
+            accuracy = evaluate(model, data, batch_size, ctx)
+        selected[key] = {"epoch": best["epoch"], "val_accuracy": best["val"][key], "test_accuracy": accuracy}
     return selected
 
 
@@ -398,9 +402,11 @@ def write_results(log_dir: Path, splits, batch_size: int, ctx: dist.Context) -> 
     start = time.perf_counter()
     accuracy = {f"{s}x{s}": evaluate(model, data, batch_size, ctx) for s, data in splits.tests.items()}
     last = load_checkpoint(log_dir / "last.pt", "cpu", required=("progress",))["progress"]
-    results = {"test_accuracy": accuracy, "best_epoch": state["progress"]["best_epoch"],
+    best_epoch = state["progress"]["best_epoch"]
+    results = {"test_accuracy": accuracy, "best_epoch": best_epoch,
                "val_accuracy": state["progress"]["best_val"],
-               "per_size_selection": per_size_selection(log_dir, last, splits, batch_size, ctx),
+               "per_size_selection": per_size_selection(log_dir, last, splits, batch_size, ctx,
+                                                        {best_epoch: accuracy}),
                "epochs": last["epoch"], "model": config["model"], "seed": config["seed"],
                "test_examples": len(next(iter(splits.tests.values()))),
                "epoch_eval_examples": config.get("epoch_eval_examples"), "history": last.get("history", []),

@@ -12,12 +12,12 @@ results/<task>.md (one table per metric), results/<task>.csv (one line per model
 and length: mean, std, n and each seed's value), results/<task>.png (each metric against
 the test length, mean and the seed range), results/<task>_curves.png (the validation
 metric that selects best.pt against the update, one line per run: did the curves flatten
-within the budget?; its points in results/<task>_curves.csv) and results/<task>_activations.png (the first RIM run's activation
-picture per RIM row, copying only: <task>_activations.png for the first, then
-<task>_activations_<row>.png, the row in lower case with "_" for anything else:
-rim_6_4_authors). --name writes them as results/<name>.* instead; pilots and
-ablations go under results/ablations/ (--name ablations/copying_pilot), and
-results/README.md says which of them are kept.
+within the budget?) with its points in results/<task>_curves.csv, and
+results/<task>_activations.png (the first RIM run's activation picture per RIM row,
+copying only: <task>_activations.png for the first, then <task>_activations_<row>.png,
+the row in lower case with "_" for anything else: rim_6_4_authors). --name writes them
+as results/<name>.* instead; pilots and ablations go under results/ablations/ (--name
+ablations/copying_pilot), and results/README.md says which of them are kept.
 
     python scripts/reproduction/reproduce_copying.py --seeds 3 --updates 1200 \
         --rows "RIM (6,4)" LSTM-600 LSTM-300

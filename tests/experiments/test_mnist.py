@@ -117,6 +117,20 @@ def test_history_and_both_model_selections(tmp_path):
         assert chosen["test_accuracy"] == pytest.approx(100 * correct.item())
 
 
+def test_the_per_size_selection_does_not_test_the_best_checkpoint_twice(tmp_path, monkeypatch):
+    import experiments.mnist.main as trainer
+
+    loaded, load_run = [], trainer.load_run
+    monkeypatch.setattr(trainer, "load_run", lambda log_dir, name, device: loaded.append(name) or
+                        load_run(log_dir, name, device))
+    main([*TINY, "--epochs", "1", "--log_dir", str(tmp_path / "run")])
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    # one epoch: it is every size's selection, and its test accuracy is already measured
+    assert loaded == ["best.pt"]
+    per_size = {s: r["test_accuracy"] for s, r in results["per_size_selection"].items()}
+    assert per_size == results["test_accuracy"]
+
+
 def untimed(progress: dict) -> dict:
     """A checkpoint's progress without the epochs' training times: the one thing a resume changes."""
     return {**progress, "history": [{k: v for k, v in h.items() if k != "train_seconds"}
