@@ -91,6 +91,17 @@ def test_the_adding_baseline_is_the_mse_of_always_predicting_one():
     assert result["baseline_mse"] == pytest.approx(1 / 6, abs=0.01)  # Var(U + U')
 
 
+@pytest.mark.parametrize("model", ["RIM", "LSTM"])
+def test_the_trainer_learns_the_adding_task(tmp_path, model):
+    # The other end-to-end tests compare two runs of the same code; this one fails if the
+    # trainer does not learn at all. At the training length both models get well below the
+    # error of always predicting the mean sum.
+    main([*TINY, "--task", "adding", "--model", model, "--updates", "200", "--eval-every", "50",
+          "--lr", "0.01", "--eval-examples", "200", "--log-dir", str(tmp_path / "run")])
+    trained = json.loads((tmp_path / "run" / "results.json").read_text())["test"]["4"]
+    assert trained["mse"] < 0.5 * trained["baseline_mse"]
+
+
 @pytest.mark.parametrize("task,model", [("copying", "RIM"), ("copying", "LSTM"), ("adding", "RIM")])
 def test_a_tiny_run_writes_every_file_with_metrics_at_every_test_length(tmp_path, task, model):
     log_dir = tmp_path / "run"
@@ -105,9 +116,10 @@ def test_a_tiny_run_writes_every_file_with_metrics_at_every_test_length(tmp_path
         {"mse", "baseline_mse"}
     for scores in (results["val"], *results["test"].values()):
         assert metrics <= set(scores) and all(math.isfinite(scores[m]) for m in metrics)
-        if model == "RIM":  # each unit's rate per phase; k=2 of 4 units active on average
+        if model == "RIM":  # each unit's rate per phase: k=2 of the 4 units are active at every step
             rates = scores["activation_rate"]
             assert all(len(r) == 4 and all(0 <= x <= 1 for x in r) for r in rates.values())
+            assert all(sum(r) == pytest.approx(2, abs=1e-3) for r in rates.values())
     assert results["best_step"] in (3, 6)
     # best.pt is the checkpoint that results.json describes
     assert load_checkpoint(log_dir / "best.pt")["progress"]["best_step"] == results["best_step"]
@@ -233,16 +245,17 @@ def test_cuda_graph_updates_equal_eager_ones(tmp_path, task):
 
 def test_resuming_with_another_train_len_is_refused(tmp_path, capsys):
     main([*TINY, "--updates", "3", "--log-dir", str(tmp_path / "run")])
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         main([*TINY, "--updates", "6", "--train-len", "5", "--log-dir", str(tmp_path / "run"), "--loadsaved"])
-    assert "--train-len is 5 but the run" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--train-len is 5 but the run" in capsys.readouterr().err
 
 
 def test_resuming_with_another_init_is_refused(tmp_path, capsys):
     main([*TINY, "--updates", "3", "--log-dir", str(tmp_path / "run")])
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         main([*TINY, "--updates", "6", "--init", "authors", "--log-dir", str(tmp_path / "run"),
               "--loadsaved"])
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err  # --init authors also sets the RIM's init switch, checked first
     assert "--rim-options is {" in err and "'init': 'authors'" in err and "'init': 'pytorch'" in err
 

@@ -93,6 +93,20 @@ def test_tiny_end_to_end_run_writes_every_file(tmp_path):
     assert state["progress"]["epoch"] == 1 and state["progress"]["step"] == 6
 
 
+@pytest.mark.parametrize("model", ["RIM", "LSTM"])
+def test_the_trainer_learns_the_synthetic_digits(tmp_path, model):
+    # Every other end-to-end test compares two runs of the same code; this one fails if the
+    # trainer does not learn at all (no optimiser step, labels misaligned, ...). The label
+    # sets a bar's position (conftest.synthetic_digits); chance is 10%.
+    log_dir = tmp_path / "run"
+    main([*TINY, "--model", model, "--train_examples", "640", "--eval_examples", "200", "--lr", "0.01",
+          "--epochs", "6", "--log_dir", str(log_dir)])
+    results = json.loads((log_dir / "results.json").read_text())
+    assert results["test_accuracy"]["6x6"] > 30
+    first, last = results["history"][0], results["history"][-1]
+    assert last["val"]["6x6"] > first["val"]["6x6"]
+
+
 def test_history_and_both_model_selections(tmp_path):
     log_dir = tmp_path / "run"
     main([*TINY, "--epochs", "3", "--epoch-eval-examples", "32", "--log_dir", str(log_dir)])
@@ -216,8 +230,9 @@ def test_an_interrupt_while_an_epoch_is_logged_records_that_epoch_once(tmp_path,
         raise KeyboardInterrupt
 
     monkeypatch.setattr(trainer.tqdm, "write", interrupted_write)
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         main([*TINY, "--epochs", "2", "--log_dir", str(tmp_path / "resumed")])
+    assert exit_info.value.code == 130  # Ctrl-C's
     monkeypatch.setattr(trainer.tqdm, "write", write)
     saved = load_checkpoint(tmp_path / "resumed" / "last.pt")["progress"]
     assert (saved["epoch"], saved["batch"], saved["history"]) == (0, 6, [])
@@ -368,8 +383,9 @@ def test_data_dir_lookup_order(tmp_path, monkeypatch):
 
 def test_missing_mnist_dir_error_names_mnist_dir(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MNIST_DIR", str(tmp_path / "empty"))
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         main([*TINY, "--epochs", "1", "--log_dir", str(tmp_path / "run")])
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "($MNIST_DIR) does not exist" in err and "\n" not in err
 

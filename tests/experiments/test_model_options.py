@@ -51,7 +51,7 @@ def test_bad_switches_are_one_line_errors(tmp_path, capsys, option, message):
     assert exit_info.value.code == 2 and message in err and "\n" not in err
 
 
-def test_a_run_saved_before_variants_existed_resumes(tmp_path):
+def test_a_run_saved_before_variants_existed_resumes(tmp_path, capsys):
     run = tmp_path / "run"
     mnist_main([*MNIST_TINY, "--epochs", "1", "--log_dir", str(run)])
     config = json.loads((run / "config.json").read_text())
@@ -60,6 +60,10 @@ def test_a_run_saved_before_variants_existed_resumes(tmp_path):
     (run / "config.json").write_text(json.dumps(config))
     mnist_main([*MNIST_TINY, "--epochs", "2", "--log_dir", str(run), "--loadsaved"])
     assert len(json.loads((run / "results.json").read_text())["history"]) == 2
-    with pytest.raises(SystemExit):  # but not as another variant
+    capsys.readouterr()  # the runs' progress bars
+    with pytest.raises(SystemExit) as exit_info:  # but not as another variant
         mnist_main([*MNIST_TINY, "--epochs", "3", "--log_dir", str(run), "--loadsaved",
                     "--variant", "authors"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err.startswith("error:") and "\n" not in err
+    assert "--variant" in err and "used 'default'" in err

@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -66,7 +68,14 @@ def test_factory_kwargs_and_state_dict_round_trip():
     (dict(input_query_size=9), "input_key_size"),
     (dict(comm_query_size=9), "comm_key_size"),
     (dict(input_dropout=1.0), "input_dropout"),
+    (dict(comm_dropout=-0.1), r"comm_dropout must be in \[0, 1\), got -0.1"),
     (dict(hidden_size=0), "hidden_size must be >= 1"),
+    (dict(input_size=0), "input_size must be >= 1"),
+    (dict(num_units=0, k=0), "num_units must be >= 1"),
+    (dict(num_input_heads=0), "num_input_heads must be >= 1"),
+    (dict(comm_value_size=0), "comm_value_size must be >= 1"),
+    (dict(num_comm_heads=0), "num_comm_heads must be >= 1"),
+    (dict(options={"init": "authors"}), "options must be a RIMOptions, got dict"),
 ])
 def test_cell_constructor_errors(kwargs, message):
     args = dict(input_size=5, hidden_size=6, num_units=4, k=2, **SMALL)
@@ -132,12 +141,16 @@ def test_a_compiled_step_is_not_recompiled_for_a_longer_sequence(heads):
         compiled.append(graph)
         return graph.forward
 
-    rim = RIM(5, 6, 4, 2, num_input_heads=heads, **SMALL).eval().compile_step(backend=count)
+    eager = RIM(5, 6, 4, 2, num_input_heads=heads, **SMALL).eval()
+    rim = copy.deepcopy(eager).compile_step(backend=count)
     with torch.no_grad():
         rim(torch.randn(3, 2, 5))
         first = len(compiled)
         for length in (4, 9):
-            rim(torch.randn(length, 2, 5))
+            x = torch.randn(length, 2, 5)
+            out, _, masks = rim(x, return_masks=True)
+            expected, _, expected_masks = eager(x, return_masks=True)
+            assert torch.equal(out, expected) and torch.equal(masks, expected_masks)  # the traced step
     torch._dynamo.reset()
     assert first > 0 and len(compiled) == first
 
@@ -223,4 +236,12 @@ def test_rim_constructor_errors():
         RIM(5, 6, 4, 2, num_layers=0)
     with pytest.raises(ValueError, match="unknown rnn_cell"):
         RIM(5, 6, 4, 2, rnn_cell="lstm")
+    for dropout in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=rf"RIM: dropout must be in \[0, 1\), got {dropout}"):
+            RIM(5, 6, 4, 2, num_layers=2, dropout=dropout)
+
+
+def test_reset_parameters_names_an_unknown_init():
+    with pytest.raises(ValueError, match="unknown init 'xavier'; choose 'pytorch' or 'authors'"):
+        make_cell().reset_parameters("xavier")
 

@@ -186,3 +186,12 @@ def test_rim_equals_stepping_the_cell(name, train):
         assert torch.equal(masks[t, :, 0], mask)
     torch.testing.assert_close(h_n[0], state[0].reshape(3, -1))
     torch.testing.assert_close(c_n[0], state[1].reshape(3, -1))
+
+
+@pytest.mark.parametrize("switch,value", [("inactive_offer", "dropped"), ("tie_break", "random"),
+                                          ("detach_inactive_offer", 1), ("shared_comm_output", "yes"),
+                                          ("init", "xavier")])
+def test_options_name_a_bad_switch_value(switch, value):
+    # a value of another type is refused too (1 is not True), so a typo cannot pass silently
+    with pytest.raises(ValueError, match=f"RIMOptions: unknown {switch} {value!r}; choose one of"):
+        RIMOptions(**{switch: value})
