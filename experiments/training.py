@@ -214,9 +214,7 @@ class Checkpoints:
         state = load_checkpoint(self.last, device, required=(*self.parts, "progress", "rng"))
         # The run's other checkpoints (best.pt, MNIST's epochs/) are read when training ends:
         # a damaged one stops the run now, not hours later, and before anything is written.
-        for path in sorted(self.log_dir.rglob("*.pt")):
-            if path != self.last:
-                load_checkpoint(path, "cpu", required=("model", "progress"))
+        check_checkpoints(self.log_dir, skip=self.last)
         if len(state["rng"]) != world_size:
             raise UserError(f"--loadsaved: {self.last} was written by {len(state['rng'])} process(es); "
                             f"resume it with as many (got {world_size})")
@@ -230,6 +228,14 @@ class Checkpoints:
         """For :func:`check_finite_loss`: names ``last.pt`` and where it stands
         (``where(its progress)``), or says there is none yet."""
         return lambda: f"{self.last} ({where(self.saved)})" if self.saved is not None else "none"
+
+
+def check_checkpoints(log_dir: str | Path, skip: Path | None = None) -> None:
+    """Read every checkpoint of a run folder but ``skip`` (last.pt holds more), so that a
+    damaged one ends in a one-line error naming it before hours of work depend on it."""
+    for path in sorted(Path(log_dir).rglob("*.pt")):
+        if path != skip:
+            load_checkpoint(path, "cpu", required=("model", "progress"))
 
 
 def clipped_step(params: Iterable[torch.Tensor], optimizer: torch.optim.Optimizer,

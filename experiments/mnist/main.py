@@ -55,6 +55,7 @@ from experiments.recurrent import (
 )
 from experiments.training import (
     Checkpoints,
+    check_checkpoints,
     check_resumable,
     clipped_step,
     exit_interrupted,
@@ -425,6 +426,7 @@ def write_results(log_dir: Path, splits, batch_size: int, ctx: dist.Context) -> 
 def evaluate_saved(args: argparse.Namespace, ctx: dist.Context) -> None:
     log_dir = Path(args.log_dir)
     _, config, _ = load_run(log_dir, "best.pt", ctx.device)  # fails early, clearly, before the data
+    check_checkpoints(log_dir)  # last.pt and epochs/, read after the best checkpoint's evaluation
     splits = load_mnist(args.data_dir, config["size"], args.test_sizes, config["val_size"],
                         config["seed"], eval_examples=args.eval_examples, download=args.download)
     write_results(log_dir, splits, args.eval_batch_size or config["batch_size"], ctx)
