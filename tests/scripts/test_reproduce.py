@@ -205,7 +205,7 @@ def test_a_name_with_a_folder_writes_into_that_folder_of_results(tmp_path, monke
                                       "--name", "ablations/pilot"])
     reproduce_copying.main()  # no finished runs: an empty table and plots, in the right place
     assert {p.name for p in (tmp_path / "results" / "ablations").iterdir()} == {
-        "t.md", "t.csv", "pilot.md", "pilot.csv", "pilot.png", "pilot_curves.png"}
+        "t.md", "t.csv", "pilot.md", "pilot.csv", "pilot.png", "pilot_curves.png", "pilot_curves.csv"}
     assert not list((tmp_path / "results").glob("pilot*"))
 
 
