@@ -35,6 +35,7 @@ from reproduce_common import (
     RESULTS,
     Job,
     add_cuda_options,
+    comm_update,
     command_line,
     counts_at_budget,
     cuda_arguments,
@@ -204,8 +205,8 @@ def main() -> None:
                 f"test size the epoch with the best validation accuracy at that size (validation "
                 f"digits rescaled; main.py's --epoch-eval-examples of them), tested on the whole test "
                 f"set: it selects on the test size, so it is optimistic. Published: Goyal et al. 2019, "
-                f"table 1 (not our runs). diverged: runs stopped by a NaN or infinite loss (not in "
-                f"the means).\n\n"
+                f"table 1 (not our runs). RIM rows: `{comm_update(extra)}` communication update. "
+                f"diverged: runs stopped by a NaN or infinite loss (not in the means).\n\n"
                 f"Command: `{command_line()}`  \n"
                 f"Hardware: {hardware()}{', CUDA' if args.cuda else ''}; {training_time(runs)}, "
                 f"{parallel} at a time")

@@ -225,6 +225,7 @@ def test_reproduce_mnist_writes_both_selections_the_curves_and_an_activation_pic
     assert "| RIM (6,4) | 2 | 0 |" in table and "| LSTM-600 | 2 | 0 |" in table
     assert "| ours 6x6 | ours 16x16 | ours 19x19 | ours 24x24 | per-size 16x16 |" in table
     assert "# Sequential MNIST: train 6x6, test" in table and "REDUCED protocol: 2 epochs." in table
+    assert "RIM rows: `gated` communication update." in table
     lines = {(r["model"], r["column"]): r for r in csv.DictReader(open(results / "mnist.csv"))}
     rim = [json.loads((runs / f"RIM(6_4)_seed{seed}" / "results.json").read_text()) for seed in (0, 1)]
     per_size = [r["per_size_selection"]["24x24"]["test_accuracy"] for r in rim]
