@@ -44,8 +44,7 @@ def measure(model_name: str, batches: int, device: str, amp: bool, compile_step:
     from experiments.mnist.main import parse_args
     from experiments.mnist.model import build_model
 
-    config = vars(parse_args(["--model", model_name, *(["--comm-update", comm_update] if model_name == "RIM"
-                                                         else [])]))
+    config = vars(parse_args(["--model", model_name, "--comm-update", comm_update]))  # an LSTM ignores it
     torch.manual_seed(0)
     model = build_model(config).to(device)
     if compile_step and model_name == "RIM":
