@@ -342,9 +342,11 @@ def log_epoch(model, splits, eval_bs: int, progress: dict, unit_rates: torch.Ten
     val_resized = {s: evaluate(model, data, eval_bs, ctx, n) for s, data in splits.val_resized.items()}
     test_acc = {s: evaluate(model, data, eval_bs, ctx, n) for s, data in splits.tests.items()}
     named = lambda accs: {f"{s}x{s}": a for s, a in accs.items()}  # noqa: E731
-    # the epoch's training time, summed over resumes: what a table reports as its cost
+    # the epoch's training time, summed over resumes: what a table reports as its cost, with
+    # the threads it ran on (a run given the whole machine is faster than one sharing it)
     record = {"epoch": progress["epoch"] + 1, "val": named({args.size: val_acc} | val_resized),
-              "test": named(test_acc), "train_seconds": round(progress["train_seconds"], 3)}
+              "test": named(test_acc), "train_seconds": round(progress["train_seconds"], 3),
+              "threads": torch.get_num_threads()}
     speed = seen / max(progress["train_seconds"], 1e-9)  # sequences/s over all processes
     if writer is None:
         return val_acc, record

@@ -38,7 +38,7 @@ def run_jobs(jobs: list[Job], parallel: int) -> list[str]:
     todo = [j for j in jobs if not j.done.exists()]
     print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished; running {len(todo)}, "
           f"{parallel} at a time")
-    threads = str(max(1, (os.cpu_count() or 1) // parallel))
+    threads = str(threads_per_job(parallel))
     pin = threads == "1" and hasattr(os, "sched_setaffinity")
     free_cores = sorted(os.sched_getaffinity(0)) if pin else []
     running: list[tuple[Job, subprocess.Popen, float, int | None]] = []
@@ -83,6 +83,11 @@ def cuda_arguments(args: argparse.Namespace, row: str) -> list[str]:
     if not args.cuda:
         return []
     return ["--cuda", "--cuda_graph"] if row.startswith("RIM") and not args.no_cuda_graph else ["--cuda"]
+
+
+def threads_per_job(parallel: int) -> int:
+    """The CPU threads each of ``parallel`` jobs running at once gets: an equal share."""
+    return max(1, (os.cpu_count() or 1) // parallel)
 
 
 def default_jobs(args: argparse.Namespace) -> int:

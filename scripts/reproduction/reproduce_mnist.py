@@ -47,6 +47,7 @@ from reproduce_common import (
     model_spec,
     run_jobs,
     run_name,
+    threads_per_job,
     write_tables,
 )
 
@@ -128,16 +129,24 @@ def standard_error(accuracy: float, digits: int) -> float:
     return 100 * math.sqrt(p * (1 - p) / digits)
 
 
-def training_time(runs: dict[str, list[dict]]) -> str:
+def training_time(runs: dict[str, list[dict]], threads: int) -> str:
     """Each row's training time per epoch of one run (evaluation not included), from each
-    epoch's record: a run's own record, so it holds however many sessions it took."""
+    epoch's record: a run's own record, so it holds however many sessions it took. Epochs
+    recorded at another thread count than ``threads`` (the command's share of the machine)
+    are averaged apart and labelled."""
     per_row, missing, total = [], 0, 0
     for row, rs in runs.items():
         epochs = [h for r in rs for h in r.get("history", [])]
-        timed = [h["train_seconds"] for h in epochs if "train_seconds" in h]
+        timed = [h for h in epochs if "train_seconds" in h]
         missing, total = missing + len(epochs) - len(timed), total + len(epochs)
-        if timed:
-            per_row.append(f"{row} {statistics.mean(timed) / 60:.1f} min")
+        by_threads: dict[int, list[float]] = {}
+        for h in timed:  # epochs recorded before main.py noted the threads ran at the default
+            by_threads.setdefault(h.get("threads", threads), []).append(h["train_seconds"])
+        times = [f"{statistics.mean(seconds) / 60:.1f} min"
+                 + ("" if n == threads else f" ({len(seconds)} epochs at {n} thread{'s' * (n > 1)})")
+                 for n, seconds in sorted(by_threads.items(), key=lambda item: item[0] != threads)]
+        if times:
+            per_row.append(f"{row} {' / '.join(times)}")
     if not per_row:
         return "training time: not recorded (runs made before main.py recorded it)"
     untimed = (f"; {missing} of {total} epochs, run before main.py recorded it, not counted"
@@ -208,8 +217,8 @@ def main() -> None:
                 f"table 1 (not our runs). RIM rows: `{comm_update(extra)}` communication update. "
                 f"diverged: runs stopped by a NaN or infinite loss (not in the means).\n\n"
                 f"Command: `{command_line()}`  \n"
-                f"Hardware: {hardware()}{', CUDA' if args.cuda else ''}; {training_time(runs)}, "
-                f"{parallel} at a time")
+                f"Hardware: {hardware()}{', CUDA' if args.cuda else ''}; "
+                f"{training_time(runs, threads_per_job(parallel))}, {parallel} at a time")
     write_tables(RESULTS / args.name, preamble, [("Test accuracy", header, rows)],
                  ["model", "column", "mean", "std", "n", "values", "standard_error"], csv_rows)
     plot_curves(runs, sizes, RESULTS / f"{args.name}.png", protocol)

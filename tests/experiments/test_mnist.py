@@ -159,6 +159,7 @@ def test_resume_reproduces_uninterrupted_run_exactly(tmp_path):
     resumed = load_checkpoint(tmp_path / "resumed" / "last.pt")
     assert straight["progress"]["step"] == 12
     assert all(h["train_seconds"] > 0 for h in resumed["progress"]["history"])
+    assert all(h["threads"] == torch.get_num_threads() for h in resumed["progress"]["history"])
     assert untimed(straight["progress"]) == untimed(resumed["progress"])
     for name, tensor in straight["model"].items():
         assert torch.equal(tensor, resumed["model"][name]), name

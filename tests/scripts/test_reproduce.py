@@ -283,10 +283,19 @@ def test_mnist_training_time_counts_only_the_epochs_that_recorded_it():
     from reproduce_mnist import training_time
     recorded = {"history": [{"train_seconds": 600.0}, {"train_seconds": 1200.0}]}
     older = {"history": [{}, {}, {}]}  # a run made before main.py recorded the time
-    line = training_time({"RIM (6,4)": [recorded, older], "LSTM-600": [older]})
+    line = training_time({"RIM (6,4)": [recorded, older], "LSTM-600": [older]}, threads=1)
     assert line == ("training time per epoch of one run, mean over epochs: RIM (6,4) 15.0 min; "
                     "6 of 8 epochs, run before main.py recorded it, not counted; evaluation not included")
-    assert "not recorded" in training_time({"LSTM-600": [older]})
+    assert "not recorded" in training_time({"LSTM-600": [older]}, threads=1)
+
+
+def test_mnist_training_time_averages_epochs_at_another_thread_count_apart():
+    from reproduce_mnist import training_time
+    shared = {"history": [{"train_seconds": 1800.0, "threads": 1}, {"train_seconds": 1200.0}]}
+    alone = {"history": [{"train_seconds": 600.0, "threads": 2}, {"train_seconds": 660.0, "threads": 2}]}
+    line = training_time({"RIM (5,3) x102": [alone, shared]}, threads=1)
+    assert line == ("training time per epoch of one run, mean over epochs: "
+                    "RIM (5,3) x102 25.0 min / 10.5 min (2 epochs at 2 threads); evaluation not included")
 
 
 def test_run_jobs_pins_one_thread_jobs_to_a_core_each(tmp_path):
