@@ -140,7 +140,7 @@ def training_time(runs: dict[str, list[dict]], threads: int) -> str:
         timed = [h for h in epochs if "train_seconds" in h]
         missing, total = missing + len(epochs) - len(timed), total + len(epochs)
         by_threads: dict[int, list[float]] = {}
-        for h in timed:  # epochs recorded before main.py noted the threads ran at the default
+        for h in timed:  # an epoch recorded before main.py noted its threads: taken as the command's
             by_threads.setdefault(h.get("threads", threads), []).append(h["train_seconds"])
         times = [f"{statistics.mean(seconds) / 60:.1f} min"
                  + ("" if n == threads else f" ({len(seconds)} epochs at {n} thread{'s' * (n > 1)})")
