@@ -129,6 +129,10 @@ def standard_error(accuracy: float, digits: int) -> float:
     return 100 * math.sqrt(p * (1 - p) / digits)
 
 
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' * (count != 1)}"
+
+
 def training_time(runs: dict[str, list[dict]], threads: int) -> str:
     """Each row's training time per epoch of one run (evaluation not included), from each
     epoch's record: a run's own record, so it holds however many sessions it took. Epochs
@@ -143,7 +147,7 @@ def training_time(runs: dict[str, list[dict]], threads: int) -> str:
         for h in timed:  # an epoch recorded before main.py noted its threads: taken as the command's
             by_threads.setdefault(h.get("threads", threads), []).append(h["train_seconds"])
         times = [f"{statistics.mean(seconds) / 60:.1f} min"
-                 + ("" if n == threads else f" ({len(seconds)} epochs at {n} thread{'s' * (n > 1)})")
+                 + ("" if n == threads else f" ({plural(len(seconds), 'epoch')} at {plural(n, 'thread')})")
                  for n, seconds in sorted(by_threads.items(), key=lambda item: item[0] != threads)]
         if times:
             per_row.append(f"{row} {' / '.join(times)}")

@@ -296,6 +296,8 @@ def test_mnist_training_time_averages_epochs_at_another_thread_count_apart():
     line = training_time({"RIM (5,3) x102": [alone, shared]}, threads=1)
     assert line == ("training time per epoch of one run, mean over epochs: "
                     "RIM (5,3) x102 25.0 min / 10.5 min (2 epochs at 2 threads); evaluation not included")
+    single = training_time({"LSTM-600": [{"history": [{"train_seconds": 60.0, "threads": 1}]}]}, threads=2)
+    assert "LSTM-600 1.0 min (1 epoch at 1 thread)" in single
 
 
 def test_run_jobs_pins_one_thread_jobs_to_a_core_each(tmp_path):
