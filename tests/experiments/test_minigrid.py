@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
+from reproduce_minigrid import TASKS
 
 from experiments.common import UserError, load_checkpoint
 from experiments.minigrid import demo, evaluate, train, visualize
@@ -373,3 +376,37 @@ def test_the_authors_variant_reaches_the_rim_memory_and_binds_on_resume(tmp_path
     assert cell.hidden_size == 8 and cell.input_value_size == 64  # this model's sizes, not 4H
     resume = train_args(tmp_path, "authors", "--variant", "default", frames=64)
     assert "--variant default differs from model authors's authors" in error_line(capsys, train.main, resume)
+
+
+def numbers_in(label: str) -> dict[str, int]:
+    """What a column's label says: "N4-S5 (4 rooms, v1)" -> rooms 4, size 5; "16x16" -> size 16."""
+    patterns = {"rooms": r"\bN(\d+)|(\d+) rooms", "size": r"\bS(\d+)|(\d+)x\d+"}
+    found = {}
+    for key, pattern in patterns.items():
+        values = {int(a or b) for a, b in re.findall(pattern, label)}
+        assert len(values) <= 1, f"the label {label!r} says two {key}"
+        found.update({key: values.pop()} if values else {})
+    return found
+
+
+TABLE_COLUMNS = [column for task in TASKS.values() for column in task["columns"]]
+
+
+@pytest.mark.parametrize("column", TABLE_COLUMNS, ids=lambda column: column.env)
+def test_each_table_column_builds_what_its_label_says(column):
+    """MultiRoom-N4-S5-v0 built 4 rooms in 2020 and builds 6 today: a column's environment
+    must build the rooms, sizes and step limit its label and its Column entry name."""
+    said = numbers_in(column.label)
+    assert said, f"the label {column.label!r} names no size and no room count"
+    env = gym.make(column.env).unwrapped
+    for seed in range(3):
+        env.reset(seed=seed)
+        assert env.max_steps == column.max_steps
+        if hasattr(env, "rooms"):  # MultiRoom: rooms of random sizes up to maxRoomSize
+            assert len(env.rooms) == column.rooms == said["rooms"]
+            assert env.maxRoomSize == column.size == said.get("size", column.size)
+            assert all(max(room.size) <= column.size for room in env.rooms)
+        else:
+            assert env.width == env.height == column.size == said["size"]
+            assert "rooms" not in said
+    env.close()

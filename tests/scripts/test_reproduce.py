@@ -317,3 +317,45 @@ def test_minigrid_training_time_is_each_runs_last_logged_duration(tmp_path):
         rows = "".join(f"{i},{d}\n" for i, d in enumerate(durations))
         (tmp_path / name / "log.csv").write_text("update,duration\n" + rows)
     assert training_minutes([tmp_path / "a", tmp_path / "b"]) == pytest.approx((90 + 150) / 60)
+
+
+def fake_minigrid_run(storage: Path, task: int, row: str, seed: int, returns: dict[str, float]) -> None:
+    """A finished run folder as reproduce_minigrid.py leaves it: log.csv and one evaluation each."""
+    from reproduce_common import run_name
+    from reproduce_minigrid import TASKS, eval_file
+    run = storage / f"task{task}_{run_name(row, seed)}_f{TASKS[task]['frames']}"
+    run.mkdir(parents=True)
+    (run / "log.csv").write_text("update,frames,duration,return_mean\n1,2048,30.0,0.1\n2,4096,60.0,0.5\n")
+    for column in TASKS[task]["columns"]:
+        (run / eval_file(column)).write_text(json.dumps({"return_mean": returns[column.label]}))
+
+
+def test_minigrid_table_gives_each_seed_the_intervals_and_the_comparison(tmp_path, monkeypatch):
+    import reproduce_minigrid
+    monkeypatch.setattr(reproduce_minigrid, "RESULTS", tmp_path / "results")
+    unseen = {"RIM (4,3)": [0.9, 0.8, 0.7, 0.6], "RIM (4,2)": [0.1, 0.0, 0.9, 0.2],
+              "LSTM": [0.0, 0.1, 0.2, 0.3]}
+    for row, values in unseen.items():
+        for seed, value in enumerate(values, start=1):
+            returns = {"N2-S4": 0.8, "N4-S5 (4 rooms, v1)": value, "6 rooms (v0 today)": value / 2, "N6": 0.0}
+            fake_minigrid_run(tmp_path / "runs", 2, row, seed, returns)
+    monkeypatch.setattr(sys, "argv", ["reproduce_minigrid.py", "--task", "2", "--seeds", "4", "--no-run",
+                                      "--storage", str(tmp_path / "runs")])
+    reproduce_minigrid.main()
+
+    table = (tmp_path / "results" / "minigrid_task2.md").read_text()
+    # published beside the 4-room column; the 6-room column has none
+    assert ("| RIM (4,3) | 4 | 0 | 0.80 ± 0.00 | 0.75 ± 0.13 | 0.38 ± 0.06 | 0.00 ± 0.00 "
+            "| 0.81 | 0.66 | 0.05 |") in table
+    assert "published 6 rooms" not in table
+    assert "| RIM (4,3) | 0.80 [0.80, 0.80] | 0.75 [" in table  # IQM of 0.6..0.9 = mean of 0.7, 0.8
+    assert "| RIM (4,2) | 4/4 [0.40, 1.00] | 1/4 [0.01, 0.81] | 0/4 [0.00, 0.60] |" in table
+    assert "| N4-S5 (4 rooms, v1) | RIM (4,3) vs LSTM | 1.00 [1.00, 1.00] | 4/4 vs 0/4 | 0.008 |" in table
+
+    with open(tmp_path / "results" / "minigrid_task2.csv", newline="") as f:
+        rows = {(r["model"], r["column"], r["statistic"]): r for r in csv.DictReader(f)}
+    mean = rows["RIM (4,2)", "N4-S5 (4 rooms, v1)", "mean"]
+    assert (mean["seeds"], mean["values"]) == ("1 2 3 4", "0.1000 0.0000 0.9000 0.2000")
+    assert rows["RIM (4,2)", "N4-S5 (4 rooms, v1)", "transfers"]["value"] == "1"
+    assert rows["LSTM", "N4-S5 (4 rooms, v1)", "published"]["value"] == "0.04"
+    assert float(rows["RIM (4,2) vs LSTM", "N6", "boschloo_p"]["value"]) == 1.0
