@@ -92,6 +92,7 @@ by :meth:`RIMCell.project_input`, once for a whole sequence when ``RIM`` drives 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -274,8 +275,6 @@ class RIMCell(nn.Module):
         self.options: RIMOptions = c["options"]
         self.bias = bias
         self.step_is_compiled = False  # see compile_step
-        # Fixed at construction, so torch.compile sees a constant function.
-        self._select = SELECTION_RULES[self.options.tie_break]
 
         heads, dk, dv = self.num_input_heads, self.input_key_size, self.input_value_size
         # Input attention: shared key/value maps of the input, a query map per unit.
@@ -295,6 +294,13 @@ class RIMCell(nn.Module):
     @property
     def is_lstm(self) -> bool:
         return self.rnn_cell == "LSTM"
+
+    @property
+    def _select(self) -> Callable[[Tensor, int], Tensor]:
+        """The selection rule of ``options.tie_break``. Looked up by name, not stored: a
+        module that holds no function pickles with ``torch.save(model)`` and loads with
+        ``weights_only=True`` once its classes are allowed (``rim_core.SAFE_GLOBALS``)."""
+        return SELECTION_RULES[self.options.tie_break]
 
     def extra_repr(self) -> str:
         variant = "" if self.variant == "default" else f", variant={self.variant!r}"

@@ -9,6 +9,7 @@ is an all-way tie, and a unit that has never been active keeps tying at 0.5.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -16,9 +17,20 @@ from torch import Tensor
 
 
 def lower_index_wins(relevance: Tensor, k: int) -> Tensor:
-    """Ties go to the lower unit index, on every device (a stable sort)."""
-    top = relevance.sort(dim=0, descending=True, stable=True).indices[:k]
-    return torch.zeros_like(relevance, dtype=torch.bool).scatter_(0, top, True)
+    """Ties go to the lower unit index, on every device: the first k of a stable sort.
+
+    Computed from comparisons, not by sorting, so that ``torch.jit.trace`` and both ONNX
+    exporters take it: unit n's place in the stable descending order is the number of units
+    that beat it, those with a higher relevance and the lower-indexed ones with an equal
+    one. A NaN counts as +inf, which puts it first, as ``torch.sort`` does (a relevance is an
+    attention probability, never infinite).
+    """
+    n = relevance.size(0)
+    relevance = relevance.nan_to_num(nan=math.inf, posinf=math.inf, neginf=-math.inf)
+    other, unit = relevance.unsqueeze(1), relevance.unsqueeze(0)  # (N, 1, B), (1, N, B)
+    lower_index = torch.ones(n, n, dtype=torch.bool, device=relevance.device).triu(1).unsqueeze(-1)
+    beats = torch.where(lower_index, other >= unit, other > unit)  # (other N, unit N, B)
+    return beats.sum(0) < k
 
 
 def topk_order(relevance: Tensor, k: int) -> Tensor:
@@ -33,7 +45,10 @@ def topk_order(relevance: Tensor, k: int) -> Tensor:
     n = relevance.size(0)
     null = (1 - relevance).t()
     inactive = torch.topk(null, n - k, dim=1).indices
-    return torch.ones_like(null, dtype=torch.bool).scatter_(1, inactive, False).t()
+    # out of place, from a tensor: torch.jit.trace and the TorchScript ONNX exporter have no
+    # in-place scatter of a bool scalar
+    mask = torch.ones_like(null, dtype=torch.bool)
+    return mask.scatter(1, inactive, torch.zeros_like(inactive, dtype=torch.bool)).t()
 
 
 SELECTION_RULES: dict[str, Callable[[Tensor, int], Tensor]] = {

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rim_core import RIM, RIMCell, RIMOptions
-from rim_core.authors import AUTHORS_OPTIONS
+from rim_core.authors import AUTHORS_OPTIONS, NUM_GATES, their_key, their_shapes
 from tests.rim_core.authors_golden import CASES, load_case, run_cell
 
 
@@ -151,3 +151,31 @@ def test_presets_merge_with_explicit_arguments():
         RIMCell(8, 10, 4, 2, variant="theirs")
     with pytest.raises(ValueError, match="unknown tie_break 'random'"):
         RIMOptions(tie_break="random")
+
+
+@pytest.mark.parametrize("rnn_cell", ["LSTM", "GRU"])
+def test_a_converted_cell_runs_in_a_rim_as_the_docs_show(rnn_cell):
+    """docs/model.md#the-authors-released-code: their weights in a one-layer RIM, here with
+    communication sizes other than the preset's 16."""
+    sizes = {"num_units": 5, "hidden_size": 3, "input_size": 7, "dk": 64, "dv": 12, "comm_dk": 8,
+             "comm_dv": 6, "gates": NUM_GATES[rnn_cell]}
+    gen = torch.Generator().manual_seed(0)
+    layer0 = {their_key(name, rnn_cell): 0.5 * torch.randn(shape, generator=gen)
+              for name, shape in their_shapes(sizes).items()}
+    cell = RIMCell.from_authors(layer0, k=3, rnn_cell=rnn_cell, blockify=True)
+    assert cell.training and (cell.comm_key_size, cell.comm_value_size) == (8, 6)
+    # as docs/model.md shows it
+    rim = RIM(cell.input_size, cell.hidden_size, cell.num_units, cell.k, cell.rnn_cell,
+              variant="authors", comm_key_size=cell.comm_key_size,
+              comm_query_size=cell.comm_key_size, comm_value_size=cell.comm_value_size)
+    rim.cells[0].load_state_dict(cell.state_dict())
+    rim.eval()
+    x = torch.randn(6, 2, 7, generator=gen)
+    out, h_n, masks = rim(x, return_masks=True)
+    cell.eval()
+    hx = None
+    for t in range(6):
+        hx, mask = cell(x[t], hx)
+        h = hx[0] if rnn_cell == "LSTM" else hx
+        torch.testing.assert_close(out[t], h.reshape(2, -1), rtol=0, atol=1e-6)
+        assert torch.equal(masks[t, :, 0], mask)
