@@ -6,7 +6,10 @@ Kept deliberately small; anything used by only one experiment lives in its folde
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import functools
+import io
 import json
 import math
 import os
@@ -37,8 +40,26 @@ def cli_main(fn: Callable[[], Any]) -> Callable[[], Any]:
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
+        except RuntimeError as err:  # torch.OutOfMemoryError is one too
+            match = re.search(r"tried to allocate ([\d.]+ ?[GMK]?i?B|\d+ bytes)", str(err))
+            if match is None:
+                raise
+            print(f"error: not enough memory for this run (it tried to allocate {match.group(1)}); use "
+                  "smaller sizes (--hidden-size, image sizes, sequence lengths) or batches", file=sys.stderr)
+            raise SystemExit(2) from None
+        except OSError as err:  # a log line or a TensorBoard event that could not be written
+            if err.errno not in WRITE_ERRORS:
+                raise
+            print(f"error: {write_failure(err.filename or 'a log file', err)}", file=sys.stderr)
+            raise SystemExit(2) from None
 
     return wrapper
+
+
+def check_seed(seed: int) -> None:
+    """numpy takes seeds in [0, 2**32): anything else is a traceback deep in its seeding."""
+    if not 0 <= seed < 2**32:
+        raise UserError(f"--seed must be between 0 and 2**32 - 1, got {seed}")
 
 
 class TrainingDiverged(UserError):
@@ -79,15 +100,29 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+# What a full disk, a file-size limit (ulimit -f), a read-only folder or a quota raise
+WRITE_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
+
+
+def write_failure(path: str | os.PathLike, err: OSError) -> UserError:
+    """The one-line error for a file that could not be written."""
+    reason = err.strerror or type(err).__name__
+    return UserError(f"could not write {path} ({reason}); free space on its disk, raise the file-size "
+                     "limit or choose a writable folder (the files written before are intact)")
+
+
 def atomic_write_bytes(path: str | os.PathLike, write: Callable[[Any], None]) -> None:
     """Write a file via a temporary file in the same folder and ``os.replace``.
 
-    A crash or Ctrl-C mid-write leaves the previous file intact, never a truncated one.
+    A crash or Ctrl-C mid-write leaves the previous file intact, never a truncated one; a
+    write that fails (full disk, file-size limit, read-only folder) is a one-line
+    :class:`UserError`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         if hasattr(os, "fchmod"):  # POSIX; mkstemp makes 0600, and others may read our results
             os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
@@ -95,16 +130,71 @@ def atomic_write_bytes(path: str | os.PathLike, write: Callable[[Any], None]) ->
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as err:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.errno in WRITE_ERRORS:
+            raise write_failure(path, err) from None
         raise
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Write and remove one byte in ``folder``: a one-line error now, before a long
+    evaluation, instead of a lost result after it."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".write-test.", dir=folder)
+        try:
+            os.write(fd, b"x")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(tmp)
+    except OSError as err:
+        if err.errno not in WRITE_ERRORS:
+            raise
+        raise write_failure(folder, err) from None
+
+
+LOCK_FILE = ".lock"
+_held_locks: dict[Path, int] = {}  # folder -> open descriptor: a lock lasts as long as its process
+
+
+def hold_run_dir(folder: str | os.PathLike, flag: str) -> None:
+    """Make ``folder`` this process's own until it exits (however it exits): a run in another
+    process pointed at it stops with a one-line error that names ``flag`` before it writes
+    anything. The same process may take it again (a resume in a notebook, the tests)."""
+    folder = Path(folder)
+    if folder.resolve() in _held_locks:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+    except OSError as err:
+        raise write_failure(folder / LOCK_FILE, err) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip()
+        os.close(fd)
+        raise UserError(f"{folder} is in use by another run (process {holder or 'unknown'}); wait for it "
+                        f"to end or choose another {flag}") from None
+    pid = f"{os.getpid()}\n".encode()
+    try:  # the holder's pid, for the message above; the file changes only if this succeeds
+        os.pwrite(fd, pid, 0)
+        os.ftruncate(fd, len(pid))
+    except OSError as err:
+        os.close(fd)
+        raise write_failure(folder / LOCK_FILE, err) from None
+    _held_locks[folder.resolve()] = fd
 
 
 def save_checkpoint(obj: dict, path: str | os.PathLike) -> None:
     """``torch.save`` atomically. ``obj`` must hold only tensors and plain Python data, so
-    that :func:`load_checkpoint` can read it with ``weights_only=True``."""
-    atomic_write_bytes(path, lambda f: torch.save(obj, f))
+    that :func:`load_checkpoint` can read it with ``weights_only=True``. Serialised in
+    memory first: torch.save into a file reports a failed write without its reason."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, lambda f: f.write(buffer.getbuffer()))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
+from collections.abc import Callable
 
 from torch import Tensor, nn
 
-from experiments.common import UserError
+from experiments.common import UserError, rng_state, set_rng_state
 from rim_core import RIM, VARIANTS, RIMOptions
 from rim_core.variants import SWITCH_VALUES
 
@@ -151,3 +153,52 @@ def run_rnn(rnn: nn.Module, x: Tensor) -> tuple[Tensor, Tensor | None]:
         out, _, masks = rnn(x, return_masks=True)
         return out, masks[:, :, 0]
     return rnn(x)[0], None
+
+
+# What a compilation that cannot be done raises: a damaged cache file (pytorch#102539, "file
+# too short"), a missing compiler, a backend failure.
+COMPILE_ERRORS = (ImportError, OSError, EOFError, RuntimeError)
+
+
+def compile_with_fallback(rnn: RIM, warm_up: Callable[[], None]) -> None:
+    """``rnn.compile_step()``, with the eager step (the same arithmetic, slower) taking over
+    after one line on stderr where ``torch.compile`` fails.
+
+    ``warm_up()`` runs a training step's forward and backward now, so that a compilation that
+    fails in the backward pass is found before training (the RNG state is restored after it);
+    a compilation that fails later (a new batch size at evaluation) falls back at that call.
+    """
+    rnn.compile_step()
+
+    def fall_back(err: BaseException) -> None:
+        for cell in rnn.cells:
+            vars(cell).pop("step", None)  # the class's eager method again
+            cell.step_is_compiled = False
+        from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+        reason = (str(err).strip().splitlines() or [""])[0][:120]
+        print(f"warning: torch.compile failed ({type(err).__name__}: {reason}); the RIM step runs "
+              f"eagerly (same results, slower). Delete {cache_dir()} to compile again", file=sys.stderr)
+
+    for cell in rnn.cells:
+        compiled = cell.step
+
+        def step(*args, compiled=compiled, cell=cell):
+            try:
+                return compiled(*args)
+            except COMPILE_ERRORS as err:
+                if not cell.step_is_compiled:  # an error of the step itself, raised again eagerly
+                    raise
+                fall_back(err)
+                return cell.step(*args)
+
+        cell.step = step
+    state = rng_state()
+    try:
+        warm_up()
+    except COMPILE_ERRORS as err:
+        if not rnn.cells[0].step_is_compiled:
+            raise
+        fall_back(err)
+    finally:
+        set_rng_state(state)

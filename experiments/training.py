@@ -88,11 +88,13 @@ def signals_held_back() -> Iterator[None]:
         raise Interrupted(pending[0])
 
 
-def exit_interrupted(err: KeyboardInterrupt, saved: Path | None) -> SystemExit:
-    """Say what was saved and return the exit (``raise exit_interrupted(...) from None``)."""
+def exit_interrupted(err: KeyboardInterrupt, saved: Path | None,
+                     resume: str = "resume with --loadsaved") -> SystemExit:
+    """Say what was saved and how to ``resume``, and return the exit (``raise
+    exit_interrupted(...) from None``)."""
     signum = getattr(err, "signum", signal.SIGINT)
     if saved is not None:
-        print(f"\n{signal.Signals(signum).name}: saved {saved}; resume with --loadsaved", file=sys.stderr)
+        print(f"\n{signal.Signals(signum).name}: saved {saved}; {resume}", file=sys.stderr)
     return SystemExit(EXIT_CODES.get(signum, 130))
 
 
@@ -167,6 +169,18 @@ def check_resumable(args: argparse.Namespace, saved: dict, options: tuple[str, .
             raise UserError(f"--loadsaved: --{option.replace('_', '-')} is {getattr(args, option)!r} but "
                             f"the run in {args.log_dir} used {before!r}; use the same value or a new "
                             "--log-dir")
+
+
+def check_eval_flags(args: argparse.Namespace, defaults: argparse.Namespace, saved: dict,
+                     options: tuple[str, ...]) -> None:
+    """--eval-only rebuilds the model from config.json: a model flag that was given (it
+    differs from its default) and contradicts the run is a mistake, not something to ignore."""
+    for option in options:
+        given = getattr(args, option, None)
+        if given != getattr(defaults, option, None) and option in saved and saved[option] != given:
+            raise UserError(f"--eval-only: --{option.replace('_', '-')} {given} contradicts the run in "
+                            f"{args.log_dir}, which has {saved[option]!r}; drop the flag (the model is "
+                            "rebuilt from its config.json)")
 
 
 class Stateful(Protocol):

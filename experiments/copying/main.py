@@ -36,9 +36,12 @@ from tqdm import tqdm
 from experiments.common import (
     UserError,
     check_finite_loss,
+    check_seed,
+    check_writable,
     cli_main,
     environment_info,
     flush_denormals,
+    hold_run_dir,
     load_checkpoint,
     rng_state,
     seed_everything,
@@ -56,9 +59,11 @@ from experiments.recurrent import (
 )
 from experiments.training import (
     Checkpoints,
+    check_eval_flags,
     check_resumable,
     clipped_step,
     exit_interrupted,
+    read_config,
     saved_args,
     signals_held_back,
     stop_on_signals,
@@ -156,6 +161,7 @@ def check_args(args: argparse.Namespace) -> Task:
         raise UserError(f"--clip-grad must be >= 0 (0: off), got {args.clip_grad}")
     if not 0 <= args.dropout < 1:
         raise UserError(f"--dropout must be in [0, 1), got {args.dropout}")
+    check_seed(args.seed)
     if args.cuda_graph and not args.cuda:
         raise UserError("--cuda-graph needs --cuda")
     if args.cuda and not torch.cuda.is_available():
@@ -252,6 +258,7 @@ def train(args: argparse.Namespace, task: Task, device: torch.device) -> None:
         print(f"resumed {run.last} at update {progress['step']}")
     else:
         run.refuse_overwrite()
+    hold_run_dir(log_dir, "--log-dir")
     write_json(log_dir / "config.json", {"args": config, "environment": environment_info()})
     from tensorboardX import SummaryWriter  # only training logs; evaluation needs none
     writer = SummaryWriter(str(log_dir))
@@ -367,6 +374,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.train:
         train(args, task, device)
     else:
+        config = read_config(args.log_dir)
+        if config is not None and "task" not in config and "size" in config:
+            raise UserError(f"{args.log_dir} holds a sequential MNIST run, not a copying or adding one; "
+                            "evaluate it with experiments/mnist/main.py --eval-only")
+        _, config, _ = load_run(Path(args.log_dir), "best.pt", device)  # no run, or a damaged one
+        check_eval_flags(args, parse_args([]), config, ARCHITECTURE_OPTIONS + ("task",))
+        hold_run_dir(args.log_dir, "--log-dir")
+        check_writable(args.log_dir)  # results.json comes after the evaluation
         write_results(Path(args.log_dir), args.test_lens, args.eval_examples, args.eval_batch_size, device)
 
 

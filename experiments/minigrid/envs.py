@@ -8,8 +8,12 @@ below always runs first.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import difflib
 import multiprocessing
+import os
+import signal
 from collections.abc import Iterator, Sequence
 
 import gymnasium as gym
@@ -46,6 +50,37 @@ def _import_torch_ac():
 
 
 torch_ac = _import_torch_ac()
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies, however the parent dies.
+
+    A forked worker holds copies of every pipe end its parent had, so a parent killed with
+    kill -9 never closes the worker's pipe and ``recv()`` would wait forever."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        return  # not Linux-like: worker_processes() still ends the workers on a normal exit
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before the request
+        os._exit(1)
+
+
+def _worker(conn, env) -> None:
+    """torch-ac's environment worker, made to die with its trainer and to leave Ctrl-C
+    (sent to the whole foreground process group) to the trainer, which stops cleanly. The
+    trainer's own SIGTERM handler, inherited through fork, would make the worker's normal
+    end (``terminate()``) print a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()
+    _torch_ac_worker(conn, env)
+
+
+# ParallelEnv looks its worker function up in its module when it starts the processes.
+_torch_ac_worker = torch_ac.utils.penv.worker
+torch_ac.utils.penv.worker = _worker
 
 
 def check_env_id(env_id: str) -> None:

@@ -21,9 +21,11 @@ from tqdm import tqdm
 from experiments.common import (
     UserError,
     check_finite_loss,
+    check_seed,
     cli_main,
     environment_info,
     flush_denormals,
+    hold_run_dir,
     load_state,
     rng_state,
     seed_everything,
@@ -42,6 +44,7 @@ from experiments.minigrid.storage import (
     synthesize,
 )
 from experiments.recurrent import add_variant_options, rim_switches
+from experiments.training import exit_interrupted, signals_held_back, stop_on_signals
 from rim_core import VARIANTS
 
 DEFAULT_FRAMES_PER_PROC = {"ppo": 128, "a2c": 8}  # torch-ac's own defaults
@@ -128,6 +131,7 @@ def check_args(args: argparse.Namespace) -> None:
     for name in ("num_units", "hidden_size"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UserError(f"{SHAPE_FLAGS[name]} must be >= 1, got {getattr(args, name)}")
+    check_seed(args.seed)
     if args.save_interval < 0:
         raise UserError(f"--save-interval must be >= 0, got {args.save_interval}")
     for name in ("lr", "max_grad_norm", "clip_eps", "optim_eps"):
@@ -143,17 +147,26 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--recurrence {args.recurrence} must divide --frames-per-proc "
                         f"{args.frames_per_proc}: torch-ac cuts each environment's rollout into "
                         "sequences of that length")
+    if args.algo == "ppo" and args.frames_per_proc < 2 * args.recurrence:
+        raise UserError(f"--frames-per-proc {args.frames_per_proc} must be at least twice --recurrence "
+                        f"{args.recurrence} with PPO: every other epoch torch-ac shifts the sequences by "
+                        "half a recurrence and drops each environment's last one, which would leave none")
     if args.algo == "ppo" and args.batch_size % args.recurrence:
         raise UserError(f"--recurrence {args.recurrence} must divide --batch-size {args.batch_size}: "
                         "a PPO batch is made of whole sequences")
 
 
-def check_optimiser_args(args: argparse.Namespace, status: dict) -> None:
-    """On resume, the optimiser's saved state would silently override these flags."""
+def check_resume_args(args: argparse.Namespace, status: dict) -> None:
+    """On resume, flags that would change the run without saying so: the environment and
+    seed it trains on, and what the optimiser's saved state would silently override."""
     if status.get("algo", args.algo) != args.algo:
         raise UserError(f"model {args.model} was trained with {status['algo']}; its optimiser state does "
                         f"not fit --algo {args.algo}")
     saved = status.get("args", {})
+    for flag, name, value in (("--env", "env", status.get("env")), ("--seed", "seed", saved.get("seed"))):
+        if value is not None and value != getattr(args, name):
+            raise UserError(f"{flag} {getattr(args, name)} differs from model {args.model}'s {value}; "
+                            f"resume with {flag} {value}, or choose another --model")
     for name in ("lr", "optim_eps") + (("optim_alpha",) if args.algo == "a2c" else ()):
         if name in saved and saved[name] != getattr(args, name):
             flag = f"--{name.replace('_', '-')}"
@@ -239,7 +252,7 @@ def run(args: argparse.Namespace) -> dict:
     path = model_dir(args.model, args.storage)
     status = load_status(path, resume=True) if (path / STATUS_FILE).is_file() else None
     if status is not None:
-        check_optimiser_args(args, status)
+        check_resume_args(args, status)
     update = status["update"] if status else 0
     num_frames = status["num_frames"] if status else 0
     envs = make_envs(args.env, args.procs, args.seed, offset=update)
@@ -255,14 +268,16 @@ def run(args: argparse.Namespace) -> dict:
     if status:
         load_state(model, status["model_state"], path / STATUS_FILE)
 
+    hold_run_dir(path, "--model")
     log = TrainingLog(path, echo=args.progress, resume_update=update)
     log.info(f"{'resuming' if status else 'new model'} in {path} at {num_frames} frames, update {update}")
     log.info(f"args: {vars(args)}")
     log.info(f"model: {model}")
     bar = tqdm(total=args.frames, initial=num_frames, unit="frames", unit_scale=True, dynamic_ncols=True,
                disable=not args.progress)
-    with worker_processes():
-        try:
+    first_update, saved = update, None  # saved: the update of the status.pt written last
+    try:
+        with worker_processes(), stop_on_signals():
             algo = make_algo(args, envs, model)
             duration = 0.0
             if status:
@@ -276,31 +291,53 @@ def run(args: argparse.Namespace) -> dict:
                 return f"{path / STATUS_FILE} (update {status['update']})" if status else "none"
 
             while num_frames < args.frames:
-                start = time.perf_counter()
-                exps, collect_logs = algo.collect_experiences()
-                update_logs = algo.update_parameters(exps)
-                # torch-ac has already stepped the optimiser, so status.pt is not saved again
-                check_finite_loss({name: update_logs[name] for name in LOSS_LOGS}, update + 1, path, kept)
-                elapsed = time.perf_counter() - start
-                duration += elapsed
-                num_frames += collect_logs["num_frames"]
-                update += 1
-                bar.update(collect_logs["num_frames"])
+                # Ctrl-C or SIGTERM waits for the update in progress: then the model, the
+                # optimiser and the counters belong together and are saved as they are.
+                with signals_held_back():
+                    start = time.perf_counter()
+                    try:
+                        exps, collect_logs = algo.collect_experiences()
+                        update_logs = algo.update_parameters(exps)
+                    except (ValueError, RuntimeError):  # e.g. a Categorical of NaN logits
+                        check_finite_loss({"parameter norm": parameter_norm(model)}, update + 1, path, kept)
+                        raise
+                    # torch-ac has stepped the optimiser already: a non-finite loss or parameter
+                    # stops the run with status.pt as it was saved before
+                    check_finite_loss({**{name: update_logs[name] for name in LOSS_LOGS},
+                                       "parameter norm": parameter_norm(model)}, update + 1, path, kept)
+                    elapsed = time.perf_counter() - start
+                    duration += elapsed
+                    num_frames += collect_logs["num_frames"]
+                    update += 1
+                    bar.update(collect_logs["num_frames"])
 
-                if update % args.log_interval == 0:
-                    row = log_row(update, num_frames, collect_logs["num_frames"] / elapsed, duration,
-                                  {**collect_logs, **update_logs})
-                    log.row(row, step=num_frames)
-                    log.info(format_row(row))
-                last = num_frames >= args.frames
-                if last or (args.save_interval > 0 and update % args.save_interval == 0):
-                    status = training_status(args, config, model, algo, num_frames, update, duration)
-                    save_status(path, status)
+                    if update % args.log_interval == 0:
+                        row = log_row(update, num_frames, collect_logs["num_frames"] / elapsed, duration,
+                                      {**collect_logs, **update_logs})
+                        log.row(row, step=num_frames)
+                        log.info(format_row(row))
+                    last = num_frames >= args.frames
+                    if last or (args.save_interval > 0 and update % args.save_interval == 0):
+                        status = training_status(args, config, model, algo, num_frames, update, duration)
+                        save_status(path, status)
+                        saved = update
             log.info(f"saved {path / STATUS_FILE} at {num_frames} frames, update {update}")
-        finally:
-            bar.close()
-            log.close()
+    except KeyboardInterrupt as err:
+        if update > first_update and saved != update:  # it stops between updates: a whole state
+            save_status(path, training_status(args, config, model, algo, num_frames, update, duration))
+        log.info(f"interrupted at {num_frames} frames, update {update}")
+        raise exit_interrupted(err, path / STATUS_FILE if update else None,
+                               "run the same command to resume") from None
+    finally:
+        bar.close()
+        log.close()
     return {"model_dir": str(path), "num_frames": num_frames, "update": update}
+
+
+def parameter_norm(model: torch.nn.Module) -> float:
+    """The parameters' L2 norm: NaN or infinite once a step has blown them up."""
+    with torch.no_grad():
+        return float(torch.linalg.vector_norm(torch.stack([p.norm() for p in model.parameters()])))
 
 
 @cli_main

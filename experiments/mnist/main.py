@@ -33,9 +33,12 @@ from tqdm import tqdm
 from experiments.common import (
     UserError,
     check_finite_loss,
+    check_seed,
+    check_writable,
     cli_main,
     environment_info,
     flush_denormals,
+    hold_run_dir,
     load_checkpoint,
     rng_state,
     save_checkpoint,
@@ -51,14 +54,17 @@ from experiments.recurrent import (
     MODELS,
     SAVED_DEFAULTS,
     add_model_options,
+    compile_with_fallback,
     resolve_model_options,
 )
 from experiments.training import (
     Checkpoints,
     check_checkpoints,
+    check_eval_flags,
     check_resumable,
     clipped_step,
     exit_interrupted,
+    read_config,
     saved_args,
     signals_held_back,
     stop_on_signals,
@@ -161,7 +167,8 @@ def evaluate(model, data: SequenceSet, batch_size: int, ctx: dist.Context, limit
 
 # what a resumed run must agree on (lr: loading the optimiser's state would silently
 # bring back the run's learning rate)
-RESUME_OPTIONS = ARCHITECTURE_OPTIONS + ("seed", "size", "batch_size", "val_size", "train_examples", "lr")
+RESUME_OPTIONS = ARCHITECTURE_OPTIONS + ("seed", "size", "batch_size", "val_size", "train_examples", "lr",
+                                         "clip_grad", "eval_examples", "test_sizes")
 
 
 def check_deterministic(args: argparse.Namespace, saved: dict) -> None:
@@ -212,8 +219,16 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
             print(f"resumed {run.last} at epoch {progress['epoch'] + 1}, batch {progress['batch']}")
     else:
         run.refuse_overwrite()
+    if ctx.is_main:
+        hold_run_dir(log_dir, "--log_dir")
     if args.compile and args.model == "RIM":
-        model.rnn.compile_step()
+        def warm_up() -> None:  # a training step's compilations, forward and backward
+            tokens, labels = splits.train.dataset()[: args.batch_size // ctx.world_size]
+            logits, _ = model(tokens.to(ctx.device).long(), return_masks=True)
+            classification_loss(logits, labels.to(ctx.device)).backward()
+            model.zero_grad(set_to_none=True)
+
+        compile_with_fallback(model.rnn, warm_up)
     net = DistributedDataParallel(model) if ctx.enabled else model
     step_graph = None
     if args.cuda_graph and len(splits.train) >= args.batch_size:  # capture needs only the shapes
@@ -427,8 +442,16 @@ def write_results(log_dir: Path, splits, batch_size: int, ctx: dist.Context) -> 
 
 def evaluate_saved(args: argparse.Namespace, ctx: dist.Context) -> None:
     log_dir = Path(args.log_dir)
+    config = read_config(log_dir)
+    if config is not None and "task" in config:
+        raise UserError(f"{log_dir} holds a copying or adding run, not an MNIST one; evaluate it with "
+                        "experiments/copying/main.py --eval-only")
     _, config, _ = load_run(log_dir, "best.pt", ctx.device)  # fails early, clearly, before the data
+    check_eval_flags(args, parse_args([]), config, ARCHITECTURE_OPTIONS)
     check_checkpoints(log_dir)  # last.pt and epochs/, read after the best checkpoint's evaluation
+    if ctx.is_main:
+        hold_run_dir(log_dir, "--log_dir")
+        check_writable(log_dir)  # results.json comes after a long evaluation
     splits = load_mnist(args.data_dir, config["size"], args.test_sizes, config["val_size"],
                         config["seed"], eval_examples=args.eval_examples, download=args.download)
     write_results(log_dir, splits, args.eval_batch_size or config["batch_size"], ctx)
@@ -447,6 +470,7 @@ def check_numbers(args: argparse.Namespace) -> None:
         raise UserError(f"--lr must be > 0, got {args.lr}")
     if not args.clip_grad >= 0:
         raise UserError(f"--clip_grad must be >= 0 (0: off), got {args.clip_grad}")
+    check_seed(args.seed)
 
 
 @cli_main

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -259,6 +262,8 @@ def error_line(capsys, main, argv: list[str]) -> str:
     ({"--model": "a/b"}, "must be a plain folder name"),
     ({"--max-grad-norm": "-1"}, "--max-grad-norm must be > 0"),
     ({"--discount": "5"}, "--discount must be in [0, 1]"),
+    ({"--frames-per-proc": "4"}, "--frames-per-proc 4 must be at least twice --recurrence 4 with PPO"),
+    ({"--seed": "-1"}, "--seed must be between 0 and 2**32 - 1, got -1"),
 ])
 def test_training_errors_are_one_line(tmp_path, capsys, changes, message):
     argv = train_args(tmp_path, "m", "--use_rim")
@@ -285,6 +290,14 @@ def test_errors_of_trained_models_are_one_line(trained, tmp_path, capsys):
     assert "trained with ppo" in error_line(capsys, train.main, train_args(trained, "rim", algo="a2c"))
     assert "--lr is 0.5 but model rim was trained with 0.001" in error_line(
         capsys, train.main, train_args(trained, "rim", "--lr", "0.5"))
+    before = {f.name: f.read_bytes() for f in (trained / "rim").iterdir()}
+    other_env = train_args(trained, "rim", frames=64)
+    other_env[other_env.index("--env") + 1] = "MiniGrid-Empty-6x6-v0"
+    assert f"--env MiniGrid-Empty-6x6-v0 differs from model rim's {ENV}" in error_line(
+        capsys, train.main, other_env)
+    assert "--seed 2 differs from model rim's 1; resume with --seed 1" in error_line(
+        capsys, train.main, train_args(trained, "rim", "--seed", "2", frames=64))
+    assert {f.name: f.read_bytes() for f in (trained / "rim").iterdir()} == before  # left as it was
     assert "is not a MiniGrid environment" in error_line(capsys, evaluate.main,
                                                          ["--env", "CartPole-v1", "--model", "lstm",
                                                           "--storage", str(trained)])
@@ -309,6 +322,59 @@ def test_scripts_run_from_the_root_and_from_their_folder(tmp_path):
                            str(tmp_path)], cwd=folder, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("error: unknown environment 'Nope-v0'")
     assert proc.stderr.count("\n") == 1, proc.stderr
+
+
+def start_training(tmp_path: Path, **popen) -> tuple[subprocess.Popen, list[int]]:
+    """train.py in a process of its own, once it has logged two updates, and its workers' pids."""
+    argv = train_args(tmp_path, "m", "--use_rim", frames=10**7)
+    argv[argv.index("--procs") + 1] = "3"
+    argv[argv.index("--save-interval") + 1] = "0"  # status.pt only at the end, or on a signal
+    proc = subprocess.Popen([sys.executable, str(ROOT / "experiments" / "minigrid" / "train.py"), *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    log_csv, deadline = tmp_path / "m" / "log.csv", time.monotonic() + 120
+    while not (log_csv.exists() and len(log_csv.read_text().splitlines()) >= 3):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    children = [int(pid) for task in Path(f"/proc/{proc.pid}/task").iterdir()
+                for pid in (task / "children").read_text().split()]
+    assert len(children) == 2  # --procs 3: the trainer steps the first environment itself
+    return proc, children
+
+
+def all_gone(pids: list[int], timeout: float = 10.0) -> bool:
+    """Whether every process ended (a zombie awaiting its reaper counts as ended)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if Path(f"/proc/{p}/stat").exists()
+                 and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+        if not alive:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_saves_the_last_update_and_ends_in_one_line(tmp_path, signum, code):
+    """SIGTERM to the trainer, or Ctrl-C to its whole process group as a terminal sends it."""
+    proc, workers = start_training(tmp_path, start_new_session=True)
+    os.killpg(proc.pid, signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code
+    assert err.strip() == f"{signal.Signals(signum).name}: saved {tmp_path / 'm' / 'status.pt'}; " \
+                          "run the same command to resume"
+    with open(tmp_path / "m" / "log.csv", newline="") as f:
+        last_logged = int(list(csv.DictReader(f))[-1]["update"])
+    assert load_checkpoint(tmp_path / "m" / "status.pt")["update"] == last_logged >= 2
+    assert all_gone(workers)
+
+
+@pytest.mark.slow
+def test_environment_workers_die_with_a_killed_trainer(tmp_path):
+    proc, workers = start_training(tmp_path)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert all_gone(workers)
 
 
 @pytest.mark.slow
@@ -356,6 +422,15 @@ def test_training_stops_on_a_non_finite_loss_and_keeps_the_last_status(tmp_path,
     assert kept["update"] == saved["update"] == 2
     for name, tensor in saved["model_state"].items():
         assert torch.equal(tensor, kept["model_state"][name]), name
+
+
+def test_a_blown_up_step_is_reported_as_divergence_in_one_line(tmp_path, capsys):
+    """With --lr 1e30 the first step leaves non-finite parameters, and the next forward
+    pass fails inside torch.distributions before any loss could be checked."""
+    err = error_line(capsys, train.main, train_args(tmp_path, "m", "--use_rim", "--lr", "1e30"))
+    assert "training diverged at update 1 (parameter norm" in err
+    assert json.loads((tmp_path / "m" / "diverged.json").read_text())["update"] == 1
+    assert not (tmp_path / "m" / "status.pt").exists()
 
 
 def test_models_saved_before_comm_update_existed_load_as_residual():
