@@ -66,6 +66,10 @@ ROWS = {
     "RIM (6,4) authors": (["--model", "RIM", "--num_units", "6", "--k", "4", "--variant", "authors"], None),
 }
 EXTRA_ROWS = ("RIM (5,3) x102", "RIM (6,4) authors")  # run only when --rows names them
+# The reference implementation's README (dido1998/Recurrent-Independent-Mechanisms, one run
+# each, h = 600): accuracy % at 16/19/24, a second published group; not our runs.
+REFERENCE = {"RIM (6,6)": (80.31, 56.19, 37.45), "RIM (6,5)": (88.67, 59.32, 28.85),
+             "RIM (6,4)": (87.89, 69.75, 46.23), "LSTM-600": (80.43, 39.74, 20.48)}
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
@@ -186,7 +190,8 @@ def main() -> None:
                    "14x14")  # the training size (main.py --size)
     sizes = [trained, *tests]
     header = ["model", "seeds", "diverged", "best epoch", *(f"ours {s}" for s in sizes),
-              *(f"per-size {s}x{s}" for s in SIZES), *(f"published {s}x{s}" for s in SIZES)]
+              *(f"per-size {s}x{s}" for s in SIZES), *(f"published {s}x{s}" for s in SIZES),
+              *(f"reference impl. {s}x{s}" for s in SIZES)]
     rows, csv_rows = [], []
     for row, rs in runs.items():
         stopped = diverged([j.done.parent for j in jobs if j.row == row])
@@ -194,20 +199,22 @@ def main() -> None:
         columns.update({f"per-size {s}": [r["per_size_selection"][s]["test_accuracy"]
                                           for r in rs if r.get("per_size_selection")] for s in tests})
         published = ROWS[row][1] or (None,) * len(SIZES)
+        reference = REFERENCE.get(row, (None,) * len(SIZES))
         epochs = " ".join(str(r["best_epoch"]) for r in rs) or "–"
         rows.append([row, str(len(rs)), str(stopped), epochs,
                      *(cell(v, digits[-1]) + (f" (n={len(v)})" if len(v) < len(rs) else "")
                        for v in columns.values()),
-                     *("–" if p is None else f"{p:.1f}" for p in published)])
+                     *("–" if p is None else f"{p:.1f}" for p in published),
+                     *("–" if p is None else f"{p:.2f}" for p in reference)])
         for column, values in columns.items():
             mean = statistics.mean(values) if values else None
             csv_rows.append([row, column, "" if mean is None else f"{mean:.4f}",
                              f"{statistics.stdev(values):.4f}" if len(values) > 1 else "", len(values),
                              " ".join(f"{v:.4f}" for v in values),
                              "" if mean is None else f"{standard_error(mean, digits[-1]):.4f}"])
-        for s, p in zip(SIZES, published):
-            if p is not None:
-                csv_rows.append([row, f"published {s}x{s}", p, "", "", "", ""])
+        for group, values in (("published", published), ("reference impl.", reference)):
+            csv_rows += [[row, f"{group} {s}x{s}", p, "", "", "", ""] for s, p in zip(SIZES, values)
+                         if p is not None]
     protocol = ("full protocol (paper: 100 epochs, all 55k/5k/10k digits)" if not reduced else
                 "REDUCED protocol: " + ", ".join(reduced))
     preamble = (f"# Sequential MNIST: train {trained}, test {' / '.join(tests)} (accuracy %)\n\n"
@@ -218,7 +225,9 @@ def main() -> None:
                 f"test size the epoch with the best validation accuracy at that size (validation "
                 f"digits rescaled; main.py's --epoch-eval-examples of them), tested on the whole test "
                 f"set: it selects on the test size, so it is optimistic. Published: Goyal et al. 2019, "
-                f"table 1 (not our runs). RIM rows: `{comm_update(extra)}` communication update. "
+                f"table 1; reference impl.: the README of the reference implementation "
+                f"(dido1998/Recurrent-Independent-Mechanisms, one run each); not our runs. "
+                f"RIM rows: `{comm_update(extra)}` communication update. "
                 f"diverged: runs stopped by a NaN or infinite loss (not in the means).\n\n"
                 f"Command: `{command_line()}`  \n"
                 f"Hardware: {hardware()}{', CUDA' if args.cuda else ''}; "

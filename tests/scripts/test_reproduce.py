@@ -235,6 +235,11 @@ def test_reproduce_mnist_writes_both_selections_the_curves_and_an_activation_pic
     assert float(lines[("RIM (6,4)", "per-size 24x24")]["standard_error"]) == \
         pytest.approx(100 * (mean / 100 * (1 - mean / 100) / 32) ** 0.5, abs=1e-4)
     assert lines[("LSTM-600", "published 16x16")]["mean"] == "84.5"
+    # the reference implementation's values are a second, labelled published group
+    assert lines[("RIM (6,4)", "reference impl. 24x24")]["mean"] == "46.23"
+    assert "| published 24x24 | reference impl. 16x16 |" in table
+    assert next(line for line in table.splitlines() if line.startswith("| LSTM-600 |")).endswith(
+        "| 84.5 | 52.2 | 21.9 | 80.43 | 39.74 | 20.48 |")
     from matplotlib.image import imread
     for picture in ("mnist.png", "mnist_activations.png"):  # drawn: dark lines and marks on white
         pixels = imread(results / picture)[..., :3].mean(-1)
