@@ -70,6 +70,74 @@ def run_jobs(jobs: list[Job], parallel: int) -> list[str]:
     return failed
 
 
+def add_executor_options(p: argparse.ArgumentParser) -> None:
+    """--executor and the Slurm job's resources, for every reproduction script."""
+    g = p.add_argument_group("where the runs go")
+    g.add_argument("--executor", choices=("local", "slurm"), default="local",
+                   help="local: run here, --jobs at a time (default); slurm: submit one job array "
+                        "(--jobs elements at a time) through submitit and return; write the table "
+                        "with --no-run once it has ended (docs/distributed.md)")
+    g.add_argument("--slurm-partition", default=None, help="Slurm partition (default: the cluster's)")
+    g.add_argument("--slurm-minutes", type=int, default=24 * 60,
+                   help="time limit of each run's job; a run cut off is requeued and resumes (default: 1440)")
+    g.add_argument("--slurm-cpus", type=int, default=2, help="CPUs per run (default: 2)")
+    g.add_argument("--slurm-gpus", type=int, default=0, help="GPUs per run (default: 0; 1 with --cuda)")
+    g.add_argument("--slurm-logs", type=Path, default=None,
+                   help="submitit's folder for the jobs' logs and pickles (default: slurm/ beside the runs)")
+
+
+@dataclass
+class RunCommand:
+    """One element of a Slurm job array: a run's trainer command, appending to its log.
+
+    When Slurm preempts the job or its time runs out, submitit calls :meth:`checkpoint` and
+    requeues the same command; the trainer resumes from its run folder (the trainers save on
+    SIGTERM, and every --save-every updates)."""
+
+    command: list[str]
+    env: dict
+    log: Path
+
+    def __call__(self) -> int:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "a") as log:
+            return subprocess.run(self.command, stdout=log, stderr=subprocess.STDOUT, check=True,
+                                  env={**os.environ, **self.env}).returncode
+
+    def checkpoint(self):
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self)
+
+
+def submit_jobs(jobs: list[Job], args: argparse.Namespace, folder: Path, cluster: str = "slurm") -> list:
+    """Submit the unfinished jobs as one job array, ``--jobs`` of them running at once (all
+    by default), and return submitit's jobs; ``folder``: submitit's logs unless --slurm-logs.
+    ``cluster="debug"`` is submitit's in-process executor, for tests."""
+    try:
+        import submitit
+    except ImportError:
+        raise SystemExit("error: --executor slurm needs submitit: pip install '.[cluster]'") from None
+    todo = [j for j in jobs if not j.done.exists()]
+    print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished", end="")
+    if not todo:
+        print("; nothing to submit. Write the table: the same command with --no-run")
+        return []
+    parallel = args.jobs or len(todo)
+    executor = submitit.AutoExecutor(folder=args.slurm_logs or folder, cluster=cluster)
+    gpus = args.slurm_gpus or (1 if getattr(args, "cuda", False) else 0)
+    executor.update_parameters(timeout_min=args.slurm_minutes, cpus_per_task=args.slurm_cpus,
+                               gpus_per_node=gpus, slurm_array_parallelism=parallel,
+                               **({"slurm_partition": args.slurm_partition} if args.slurm_partition else {}))
+    threads = str(args.slurm_cpus)
+    with executor.batch():
+        submitted = [executor.submit(RunCommand(j.command, {"OMP_NUM_THREADS": threads, **j.env}, j.log))
+                     for j in todo]
+    print(f"; submitted {len(todo)} as job {submitted[0].job_id.split('_')[0]}, {parallel} at a time. "
+          "When they have ended, write the table: the same command with --no-run")
+    return submitted
+
+
 def add_cuda_options(p: argparse.ArgumentParser) -> None:
     """--cuda and --no-cuda-graph, for a script whose main.py has --cuda and --cuda_graph."""
     p.add_argument("--cuda", action="store_true",

@@ -43,6 +43,7 @@ from reproduce_common import (
     RESULTS,
     Job,
     add_cuda_options,
+    add_executor_options,
     comm_update,
     command_line,
     counts_at_budget,
@@ -56,6 +57,7 @@ from reproduce_common import (
     model_spec,
     run_jobs,
     run_name,
+    submit_jobs,
     write_tables,
 )
 
@@ -115,6 +117,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     p.add_argument("--no-run", action="store_true",
                    help="launch nothing; only write the tables and plot from the runs that finished")
     add_cuda_options(p)
+    add_executor_options(p)
     p.add_argument("--jobs", type=int, default=None,
                    help="runs at once (default: 1 with --cuda, else one per CPU core)")
     p.add_argument("--runs-dir", type=Path, default=None, help="default: runs/reproduce_<task>")
@@ -165,6 +168,9 @@ def main() -> None:
     args, extra = parse_args()
     jobs = make_jobs(args, extra)
     parallel = default_jobs(args)
+    if args.executor == "slurm" and not args.no_run:
+        submit_jobs(jobs, args, args.runs_dir / "slurm")
+        return
     failed = [] if args.no_run else run_jobs(jobs, parallel)
 
     from experiments.copying.main import parse_args as main_args  # here: it imports torch

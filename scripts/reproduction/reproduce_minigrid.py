@@ -26,6 +26,7 @@ import interval_stats as stats
 from reproduce_common import (
     RESULTS,
     Job,
+    add_executor_options,
     comm_update,
     command_line,
     diverged,
@@ -34,6 +35,7 @@ from reproduce_common import (
     mean_std,
     run_jobs,
     run_name,
+    submit_jobs,
     write_tables,
 )
 
@@ -106,6 +108,7 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=None, help="runs at once (default: one per CPU core)")
     p.add_argument("--storage", type=Path, default=ROOT / "storage" / "reproduce",
                    help="where the model directories go")
+    add_executor_options(p)
     args, extra = p.parse_known_args()  # anything else goes to train.py unchanged
     task = TASKS[args.task]
     frames = int(task["frames"] * args.frames_scale)
@@ -127,6 +130,9 @@ def main() -> None:
                                   model_dir / eval_file(task["columns"][-1]),
                                   model_dir / "reproduce.log")
     parallel = args.jobs or os.cpu_count() or 1
+    if args.executor == "slurm" and not args.no_run:
+        submit_jobs(list(jobs.values()), args, args.storage / "slurm")
+        return
     failed = [] if args.no_run else run_jobs(list(jobs.values()), parallel)
 
     runs = {row: {seed: j.done.parent for (r, seed), j in jobs.items() if r == row and j.done.exists()}

@@ -35,6 +35,7 @@ from reproduce_common import (
     RESULTS,
     Job,
     add_cuda_options,
+    add_executor_options,
     comm_update,
     command_line,
     counts_at_budget,
@@ -47,6 +48,7 @@ from reproduce_common import (
     model_spec,
     run_jobs,
     run_name,
+    submit_jobs,
     threads_per_job,
     write_tables,
 )
@@ -84,6 +86,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     p.add_argument("--rows", nargs="+", default=paper_rows, choices=list(ROWS), metavar="ROW",
                    help=f"table rows to run, of {', '.join(ROWS)} (default: {', '.join(paper_rows)})")
     add_cuda_options(p)
+    add_executor_options(p)
     p.add_argument("--no-run", action="store_true",
                    help="launch nothing; only write the table and plots from the runs that finished")
     p.add_argument("--jobs", type=int, default=None,
@@ -176,6 +179,9 @@ def main() -> None:
     args, extra = parse_args()
     jobs, reduced = make_jobs(args, extra)
     parallel = default_jobs(args)
+    if args.executor == "slurm" and not args.no_run:
+        submit_jobs(jobs, args, args.runs_dir / "slurm")
+        return
     failed = [] if args.no_run else run_jobs(jobs, parallel)
 
     from experiments.mnist.main import parse_args as main_args  # here: it imports torch

@@ -364,3 +364,42 @@ def test_minigrid_table_gives_each_seed_the_intervals_and_the_comparison(tmp_pat
     assert rows["RIM (4,2)", "N4-S5 (4 rooms, v1)", "transfers"]["value"] == "1"
     assert rows["LSTM", "N4-S5 (4 rooms, v1)", "published"]["value"] == "0.04"
     assert float(rows["RIM (4,2) vs LSTM", "N6", "boschloo_p"]["value"]) == 1.0
+
+
+def test_slurm_executor_submits_the_unfinished_runs_as_one_array_and_the_table_follows(tmp_path, monkeypatch):
+    """--executor slurm through submitit's in-process debug executor (no cluster here): the
+    script submits, writes no table, and --no-run writes it from the finished run folders."""
+    import reproduce_common
+    import reproduce_copying
+    submitted = []
+
+    def debug_submit(jobs, args, folder):
+        submitted.extend(reproduce_common.submit_jobs(jobs, args, folder, cluster="debug"))
+
+    monkeypatch.setattr(reproduce_copying, "submit_jobs", debug_submit)
+    monkeypatch.setattr(reproduce_copying, "RESULTS", tmp_path / "results")
+    argv = ["reproduce_copying.py", "--seeds", "2", "--updates", "2", "--rows", "LSTM-300", "--runs-dir",
+            str(tmp_path / "runs"), "--executor", "slurm", "--jobs", "1", *TINY_COPYING]
+    monkeypatch.setattr(sys, "argv", argv)
+    reproduce_copying.main()
+    assert len(submitted) == 2 and not (tmp_path / "results").exists()  # submitted, nothing run yet
+    for job in submitted:
+        assert job.result() == 0  # the debug executor runs the element now
+    assert sorted(p.parent.name for p in (tmp_path / "runs").glob("*/results.json")) == \
+        ["LSTM-300_seed0", "LSTM-300_seed1"]
+    submitted.clear()
+    reproduce_copying.main()  # every run finished: nothing to submit
+    assert submitted == []
+    monkeypatch.setattr(sys, "argv", [*argv, "--no-run"])
+    reproduce_copying.main()
+    assert "| LSTM-300 | 2 | 0 |" in (tmp_path / "results" / "copying.md").read_text()
+
+
+def test_a_requeued_slurm_element_runs_the_same_command(tmp_path):
+    """submitit requeues a preempted or timed-out element with what checkpoint() returns:
+    the same trainer command, which resumes from its run folder."""
+    from reproduce_common import RunCommand
+    command = RunCommand([sys.executable, "-c", "print('ran')"], {"OMP_NUM_THREADS": "2"}, tmp_path / "log")
+    again = command.checkpoint()
+    assert again.function is command and again.args == () and again.kwargs == {}
+    assert again.result() == 0 and (tmp_path / "log").read_text() == "ran\n"
