@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from rim_core.variants import RIMOptions
+from rim_core.options import RIMOptions
 
 AUTHORS_OPTIONS = RIMOptions(inactive_offer="proposed", detach_inactive_offer=True, tie_break="topk",
                              shared_comm_output=True, dropout_on="values", init="authors")
@@ -176,11 +176,10 @@ def convert(state_dict: dict[str, Tensor], rnn_cell: str, sizes: dict[str, int],
     return out
 
 
-def cell_from_authors(state_dict: dict[str, Tensor], k: int, rnn_cell: str = "LSTM",
-                      blockify: bool = False) -> nn.Module:
-    """See :meth:`rim_core.RIMCell.from_authors`."""
-    from rim_core.rim_cell import RIMCell
-
+def authors_weights(state_dict: dict[str, Tensor], rnn_cell: str = "LSTM",
+                    blockify: bool = False) -> tuple[dict[str, int], dict[str, Tensor]]:
+    """The sizes read from the shapes of their ``BlocksCore`` weights, and those weights under
+    a :class:`RIMCell`'s names (see :meth:`rim_core.RIMCell.from_authors`)."""
     if rnn_cell not in RNN_PREFIX:
         raise ValueError(f"from_authors: unknown rnn_cell {rnn_cell!r}; choose 'LSTM' or 'GRU'")
     known = {their_key(name, rnn_cell) for name in MAPPING}
@@ -193,14 +192,4 @@ def cell_from_authors(state_dict: dict[str, Tensor], k: int, rnn_cell: str = "LS
         raise ValueError(f"from_authors: 'inp_att.GLN_ks.w' / 'inp_att.GLN_vs.w' give input key "
                          f"{sizes['dk']} and value {sizes['dv']}; their code hard-wires 64 and 4H = "
                          f"{4 * sizes['hidden_size']}")
-    ours = convert(state_dict, rnn_cell, sizes, blockify)
-    first = state_dict["inp_att.GLN_qs.w"]
-    try:
-        cell = RIMCell(sizes["input_size"], sizes["hidden_size"], sizes["num_units"], k, rnn_cell,
-                       comm_key_size=sizes["comm_dk"], comm_query_size=sizes["comm_dk"],
-                       comm_value_size=sizes["comm_dv"], variant="authors", device=first.device,
-                       dtype=first.dtype)
-    except ValueError as err:
-        raise ValueError(f"from_authors: {err}") from None
-    cell.load_state_dict(ours)
-    return cell
+    return sizes, convert(state_dict, rnn_cell, sizes, blockify)

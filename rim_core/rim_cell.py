@@ -99,6 +99,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rim_core.authors import authors_weights, init_authors
 from rim_core.group_linear import GroupLinear, group_matmul
 from rim_core.group_rnn import GroupGRUCell, GroupLSTMCell
 from rim_core.selection import SELECTION_RULES
@@ -346,9 +347,17 @@ class RIMCell(nn.Module):
         missing or unexpected key, a wrong shape or a non-zero off-diagonal block, and for
         ``k`` out of range. See docs/model.md#the-authors-released-code.
         """
-        from rim_core.authors import cell_from_authors
-
-        return cell_from_authors(state_dict, k, rnn_cell, blockify)
+        sizes, weights = authors_weights(state_dict, rnn_cell, blockify)
+        first = state_dict["inp_att.GLN_qs.w"]
+        try:
+            cell = cls(sizes["input_size"], sizes["hidden_size"], sizes["num_units"], k, rnn_cell,
+                       comm_key_size=sizes["comm_dk"], comm_query_size=sizes["comm_dk"],
+                       comm_value_size=sizes["comm_dv"], variant="authors", device=first.device,
+                       dtype=first.dtype)
+        except ValueError as err:
+            raise ValueError(f"from_authors: {err}") from None
+        cell.load_state_dict(weights)
+        return cell
 
     def reset_parameters(self, init: str | None = None) -> None:
         """Draw every parameter afresh.
@@ -365,8 +374,6 @@ class RIMCell(nn.Module):
         """
         init = self.options.init if init is None else init
         if init == "authors":
-            from rim_core.authors import init_authors
-
             init_authors(self)
         elif init == "pytorch":
             for module in (self.input_key, self.input_value, self.input_query, self.rnn, self.comm_qkv,
