@@ -68,12 +68,11 @@ def _die_with_parent() -> None:
 
 
 def _worker(conn, env) -> None:
-    """torch-ac's environment worker, made to die with its trainer and to leave Ctrl-C
-    (sent to the whole foreground process group) to the trainer, which stops cleanly. The
-    trainer's own SIGTERM handler, inherited through fork, would make the worker's normal
-    end (``terminate()``) print a traceback."""
+    """torch-ac's environment worker, made to die with its trainer and to leave Ctrl-C and
+    SIGTERM (a terminal and a cluster scheduler send them to the whole process group) to the
+    trainer, which finishes its update and saves; ``worker_processes()`` then kills it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
     _torch_ac_worker(conn, env)
 
@@ -153,5 +152,5 @@ def worker_processes() -> Iterator[None]:
         yield
     finally:
         for process in set(multiprocessing.active_children()) - before:
-            process.terminate()
+            process.kill()  # SIGKILL: the workers ignore SIGTERM, and hold nothing to save
             process.join()
