@@ -38,6 +38,6 @@ def test_two_processes_match_one_process(tmp_path):
     # rank 0 alone wrote: one set of outputs, no leftovers of concurrent writers
     names = sorted(p.name for p in (tmp_path / "two").iterdir())
     assert [n for n in names if not n.startswith("events")] == \
-        ["best.pt", "config.json", "epochs", "last.pt", "results.json"]
+        [".lock", "best.pt", "config.json", "epochs", "last.pt", "results.json"]  # rank 0's lock
     assert sorted(p.name for p in (tmp_path / "two" / "epochs").iterdir()) == ["epoch_001.pt", "epoch_002.pt"]
     assert len([n for n in names if n.startswith("events")]) == 1
