@@ -120,6 +120,21 @@ def rim_switches(options: RIMOptions, changes: list[str]) -> dict:
     return options
 
 
+def saved_rim_options(saved: dict | None) -> dict:
+    """A run's recorded switches (config.json's ``rim_options``), with every switch added
+    since it was saved at its default. A switch is added with the behaviour before it as its
+    default, so that every earlier run still resumes and still counts in its table's row."""
+    return {**dataclasses.asdict(RIMOptions()), **(saved or {})}
+
+
+def upgrade_saved_args(saved: dict) -> dict:
+    """A run's saved arguments (config.json's ``args``, in place), read as today's code
+    records them: see :func:`saved_rim_options`."""
+    if "rim_options" in saved:
+        saved["rim_options"] = saved_rim_options(saved["rim_options"])
+    return saved
+
+
 def hidden_size(config: dict) -> int:
     """``--hidden-size``, or its default: 100 per RIM unit, 600 for an LSTM/GRU."""
     if config["hidden_size"] is not None:

@@ -56,6 +56,7 @@ from experiments.recurrent import (
     SAVED_DEFAULTS,
     add_model_options,
     resolve_model_options,
+    upgrade_saved_args,
 )
 from experiments.training import (
     Checkpoints,
@@ -252,7 +253,7 @@ def train(args: argparse.Namespace, task: Task, device: torch.device) -> None:
                 "train_seconds": 0.0}
     run = Checkpoints(log_dir, {"model": model, "optimizer": optimizer}, progress, config)
     if args.loadsaved:
-        saved = saved_args(log_dir)
+        saved = upgrade_saved_args(saved_args(log_dir))
         check_resumable(args, saved, RESUME_OPTIONS, RESUME_DEFAULTS)
         run.resume(device)
         print(f"resumed {run.last} at update {progress['step']}")

@@ -23,6 +23,7 @@ from torch.distributions import Categorical
 
 from experiments.common import UserError
 from experiments.minigrid.envs import torch_ac
+from experiments.recurrent import saved_rim_options
 from rim_core import RIMCell, RIMOptions
 
 
@@ -63,7 +64,8 @@ class ModelConfig:
                             "model; retrain the agent")
         # models saved before comm_update existed used the plain residual update
         return cls(**{"comm_update": "residual", **data,
-                      "image_shape": tuple(data.get("image_shape", cls.image_shape))})
+                      "image_shape": tuple(data.get("image_shape", cls.image_shape)),
+                      "rim_options": saved_rim_options(data.get("rim_options"))})
 
     @property
     def state_shape(self) -> tuple[int, ...]:

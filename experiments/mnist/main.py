@@ -56,6 +56,7 @@ from experiments.recurrent import (
     add_model_options,
     compile_with_fallback,
     resolve_model_options,
+    upgrade_saved_args,
 )
 from experiments.training import (
     Checkpoints,
@@ -211,7 +212,7 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
                       write=ctx.is_main)
     seed_everything(args.seed + ctx.rank)  # but different dropout noise in each process
     if args.loadsaved:
-        saved = saved_args(log_dir)
+        saved = upgrade_saved_args(saved_args(log_dir))
         check_resumable(args, saved, RESUME_OPTIONS, SAVED_DEFAULTS)
         check_deterministic(args, saved)
         run.resume(ctx.device, ctx.rank, ctx.world_size)

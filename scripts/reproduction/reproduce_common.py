@@ -180,9 +180,10 @@ def model_spec(args: dict) -> dict:
     """What a run's config.json arguments say its model was: the architecture options, with
     the values that runs saved before an option existed used. Two runs belong to the same
     table row exactly when their specs are equal."""
-    from experiments.recurrent import ARCHITECTURE_OPTIONS, SAVED_DEFAULTS, hidden_size
+    from experiments.recurrent import ARCHITECTURE_OPTIONS, SAVED_DEFAULTS, hidden_size, saved_rim_options
 
     spec = {option: args.get(option, SAVED_DEFAULTS.get(option)) for option in ARCHITECTURE_OPTIONS}
+    spec["rim_options"] = saved_rim_options(spec["rim_options"])
     spec["hidden_size"] = hidden_size(args)
     if spec["model"] != "RIM":  # the RIM's sizes and switches do not apply
         spec = {option: spec[option] for option in ("model", "input_size", "hidden_size")}

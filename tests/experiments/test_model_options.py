@@ -3,6 +3,7 @@ the model, and runs saved before they existed still resume."""
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,27 @@ def test_a_run_saved_before_variants_existed_resumes(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and err.startswith("error:") and "\n" not in err
     assert "--variant" in err and "used 'default'" in err
+
+
+SAVED_CONFIG = Path(__file__).resolve().parents[1] / "data" / "config_copying_rim.json"
+
+
+@pytest.mark.parametrize("predates_a_switch", [False, True])
+def test_a_run_saved_in_an_earlier_format_resumes_and_counts_in_its_row(tmp_path, predates_a_switch):
+    """config.json as the trainers wrote it (tests/data), and as a run that predates a switch
+    of RIMOptions records it (without that switch): it resumes, and a table counts it."""
+    from reproduce_common import group_runs, model_spec
+
+    run = tmp_path / "run"
+    copying_main([*COPYING_TINY, "--updates", "3", "--log-dir", str(run)])
+    saved = json.loads(SAVED_CONFIG.read_text())
+    saved["args"]["log_dir"] = str(run)
+    if predates_a_switch:
+        del saved["args"]["rim_options"]["init"]
+    (run / "config.json").write_text(json.dumps(saved))
+    copying_main([*COPYING_TINY, "--updates", "6", "--log-dir", str(run), "--loadsaved"])
+    assert json.loads((run / "results.json").read_text())["updates"] == 6
+
+    (run / "config.json").write_text(json.dumps(saved))  # as a finished run of that format
+    row = model_spec(vars(copying_args(COPYING_TINY)))
+    assert group_runs([run], {"RIM (4,2)": row}) == {"RIM (4,2)": [run]}
