@@ -36,11 +36,14 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> dict[str, Path]:
-    """One finished tiny run of each trainer."""
+def finished(tmp_path_factory, synthetic_mnist_dir) -> dict[str, Path]:
+    """One finished tiny run of each trainer (MNIST on the synthetic digits: this fixture
+    outlives the per-test MNIST_DIR that conftest.py sets)."""
     root = tmp_path_factory.mktemp("finished")
-    for trainer, main in MAINS.items():
-        main(tiny(trainer, root / trainer))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MNIST_DIR", str(synthetic_mnist_dir))
+        for trainer, main in MAINS.items():
+            main(tiny(trainer, root / trainer))
     return {trainer: root / trainer for trainer in MAINS}
 
 
