@@ -82,8 +82,9 @@ def check_finite_loss(losses: dict[str, float], update: int, run_dir: str | os.P
     if not bad:
         return
     what, kept = ", ".join(f"{name} {value}" for name, value in bad.items()), kept()
-    if record:
-        write_json(Path(run_dir) / DIVERGED_FILE, {"update": update, "losses": losses, "kept": kept})
+    if record:  # NaN and inf as strings: JSON has no numbers for them
+        shown = {name: value if math.isfinite(value) else str(value) for name, value in losses.items()}
+        write_json(Path(run_dir) / DIVERGED_FILE, {"update": update, "losses": shown, "kept": kept})
     raise TrainingDiverged(f"training diverged at update {update} ({what}); stopped without saving, "
                            f"{kept} is the last good checkpoint; lower --lr or clip gradients harder")
 

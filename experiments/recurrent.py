@@ -191,9 +191,12 @@ def compile_with_fallback(rnn: RIM, warm_up: Callable[[], None]) -> None:
             cell.step_is_compiled = False
         from torch._inductor.runtime.cache_dir_utils import cache_dir
 
+        while err.__cause__ is not None:  # the backend's own error, not dynamo's wrapper of it
+            err = err.__cause__
         reason = (str(err).strip().splitlines() or [""])[0][:120]
         print(f"warning: torch.compile failed ({type(err).__name__}: {reason}); the RIM step runs "
-              f"eagerly (same results, slower). Delete {cache_dir()} to compile again", file=sys.stderr)
+              f"eagerly (the same arithmetic, slower). Delete {cache_dir()} to compile again",
+              file=sys.stderr)
 
     for cell in rnn.cells:
         compiled = cell.step

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 from pathlib import Path
 
@@ -163,6 +164,15 @@ def check_args(args: argparse.Namespace) -> Task:
     if not 0 <= args.dropout < 1:
         raise UserError(f"--dropout must be in [0, 1), got {args.dropout}")
     check_seed(args.seed)
+    # An evaluation set is made whole: past the machine's memory the kernel kills the run
+    # without a word, so refuse it here (64 bytes a step: the tensors and their temporaries).
+    longest = max(args.train_len, *args.test_lens) + 20  # a copying sequence's digits and recall
+    need = 64 * args.eval_examples * longest
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > memory:
+        raise UserError(f"--eval-examples {args.eval_examples} sequences of length {longest} need about "
+                        f"{need / 2**30:.0f} GiB, more than this machine's {memory / 2**30:.0f} GiB; "
+                        "lower --eval-examples")
     if args.cuda_graph and not args.cuda:
         raise UserError("--cuda-graph needs --cuda")
     if args.cuda and not torch.cuda.is_available():
@@ -252,14 +262,14 @@ def train(args: argparse.Namespace, task: Task, device: torch.device) -> None:
     progress = {"step": 0, "best_val": math.inf, "best_step": -1, "loss_sum": 0.0, "losses": 0,
                 "train_seconds": 0.0}
     run = Checkpoints(log_dir, {"model": model, "optimizer": optimizer}, progress, config)
-    if args.loadsaved:
-        saved = upgrade_saved_args(saved_args(log_dir))
-        check_resumable(args, saved, RESUME_OPTIONS, RESUME_DEFAULTS)
+    if args.loadsaved:  # reads only: a damaged file stops the run before anything is written
+        check_resumable(args, upgrade_saved_args(saved_args(log_dir)), RESUME_OPTIONS, RESUME_DEFAULTS)
         run.resume(device)
-        print(f"resumed {run.last} at update {progress['step']}")
     else:
         run.refuse_overwrite()
-    hold_run_dir(log_dir, "--log-dir")
+    hold_run_dir(log_dir, "--log-dir")  # the folder is this run's from here on
+    if args.loadsaved:
+        print(f"resumed {run.last} at update {progress['step']}")
     write_json(log_dir / "config.json", {"args": config, "environment": environment_info()})
     from tensorboardX import SummaryWriter  # only training logs; evaluation needs none
     writer = SummaryWriter(str(log_dir))

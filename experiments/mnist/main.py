@@ -211,17 +211,17 @@ def train(args: argparse.Namespace, ctx: dist.Context) -> None:
     run = Checkpoints(log_dir, {"model": model, "optimizer": optimizer, "scaler": scaler}, progress, config,
                       write=ctx.is_main)
     seed_everything(args.seed + ctx.rank)  # but different dropout noise in each process
-    if args.loadsaved:
+    if args.loadsaved:  # reads only: a damaged file stops the run before anything is written
         saved = upgrade_saved_args(saved_args(log_dir))
         check_resumable(args, saved, RESUME_OPTIONS, SAVED_DEFAULTS)
         check_deterministic(args, saved)
         run.resume(ctx.device, ctx.rank, ctx.world_size)
-        if ctx.is_main:
-            print(f"resumed {run.last} at epoch {progress['epoch'] + 1}, batch {progress['batch']}")
     else:
         run.refuse_overwrite()
     if ctx.is_main:
-        hold_run_dir(log_dir, "--log_dir")
+        hold_run_dir(log_dir, "--log_dir")  # the folder is this run's from here on
+        if args.loadsaved:
+            print(f"resumed {run.last} at epoch {progress['epoch'] + 1}, batch {progress['batch']}")
     if args.compile and args.model == "RIM":
         def warm_up() -> None:  # a training step's compilations, forward and backward
             tokens, labels = splits.train.dataset()[: args.batch_size // ctx.world_size]

@@ -61,6 +61,14 @@ def test_a_model_too_large_for_memory_is_one_line(tmp_path, capsys, trainer, fla
     assert "not enough memory for this run (it tried to allocate" in line
 
 
+def test_an_evaluation_set_larger_than_memory_is_refused_before_anything_is_written(tmp_path, capsys):
+    """Built of many small tensors, it would never fail an allocation: the kernel would kill
+    the run without a word once the machine's memory is gone."""
+    line = error_line(capsys, "copying", tiny("copying", tmp_path / "run", "--eval-examples", str(10**8)))
+    assert "--eval-examples 100000000 sequences of length 29 need about" in line
+    assert not (tmp_path / "run").exists()
+
+
 def test_images_too_large_for_memory_are_one_line(tmp_path, capsys):
     line = error_line(capsys, "mnist", tiny("mnist", tmp_path / "run", "--test_sizes", "100000"))
     assert "not enough memory for this run" in line
