@@ -204,9 +204,7 @@ def compile_with_fallback(rnn: RIM, warm_up: Callable[[], None]) -> None:
         def step(*args, compiled=compiled, cell=cell):
             try:
                 return compiled(*args)
-            except COMPILE_ERRORS as err:
-                if not cell.step_is_compiled:  # an error of the step itself, raised again eagerly
-                    raise
+            except COMPILE_ERRORS as err:  # an error of the step itself is raised again eagerly
                 fall_back(err)
                 return cell.step(*args)
 
@@ -215,7 +213,7 @@ def compile_with_fallback(rnn: RIM, warm_up: Callable[[], None]) -> None:
     try:
         warm_up()
     except COMPILE_ERRORS as err:
-        if not rnn.cells[0].step_is_compiled:
+        if not rnn.cells[0].step_is_compiled:  # fell back inside the step: the eager step's own error
             raise
         fall_back(err)
     finally:
